@@ -1,0 +1,1 @@
+"""Documented import paths (``django_ai.automation...``), re-exporting ``facade``."""

@@ -1,0 +1,59 @@
+"""``manage.py temporal_worker``: run the worker for every registered workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from django.core.checks import run_checks
+from django.core.management.base import BaseCommand, CommandError
+
+from django_bridge.checks import TEMPORAL_TAG
+
+
+class Command(BaseCommand):
+    help = "Run a Temporal worker that executes the workflows of this project."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--task-queue", help="Task queue to poll (default: AUTOMATION['TASK_QUEUE']).")
+        parser.add_argument("--max-concurrent-steps", type=int, help="Steps run at once (threads).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django_bridge.conf import automation_settings as s
+        from facade._registry import registry
+        from temporal_worker import client as bridge
+        from temporal_worker.worker import build_worker
+
+        problems = run_checks(tags=[TEMPORAL_TAG])
+        if problems:
+            raise CommandError("\n".join(f"{p.msg}\nHINT: {p.hint}" for p in problems))
+        queue = options.get("task_queue") or s.TASK_QUEUE
+        self.stdout.write(
+            f"worker on {s.TEMPORAL_ADDRESS} namespace={s.TEMPORAL_NAMESPACE} task_queue={queue}; "
+            f"workflows: {', '.join(registry.names()) or 'none'}"
+        )
+        self.stdout.flush()
+
+        loop = bridge.loop()
+        stop = asyncio.Event()
+
+        async def serve() -> None:
+            client = await bridge.get_client()
+            async with build_worker(client, queue, max_concurrent_steps=options.get("max_concurrent_steps")):
+                await stop.wait()  # leaving the block shuts down: running steps finish first
+
+        # Signals reach the main thread; the worker lives on the background loop.
+        def request_stop(signum: int, frame: Any) -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        bridge.run_sync(serve())
+        self.stdout.write("worker stopped")
+        self.stdout.flush()
+        sys.stderr.flush()
+        # Leave without interpreter teardown: the Temporal core can crash there (sdk-python #300).
+        os._exit(0)

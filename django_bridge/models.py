@@ -1,0 +1,131 @@
+"""The projection: Django rows that mirror what Temporal executes, for querying and UIs.
+
+Temporal is the source of truth. Every transition of a run is written here by the worker
+before the workflow blocks on it, keyed so that a retried activity never writes twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from facade._status import StepStatus, WorkflowStatus
+
+__all__ = ["StepExecution", "WorkflowRun", "WorkflowStatus"]
+
+
+class WorkflowRun(models.Model):
+    name = models.CharField(max_length=200, db_index=True)
+    version = models.CharField(max_length=50, default="1")
+    status = models.CharField(
+        max_length=20, choices=WorkflowStatus.choices, default=WorkflowStatus.RUNNING, db_index=True
+    )
+    current_step = models.CharField(max_length=200, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True, help_text="The run's Context, as JSON.")
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True, default="")
+
+    # What the run waits for, while SUSPENDED or WAITING.
+    waiting_signal = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    wait_seq = models.IntegerField(null=True, blank=True, help_text="Which wait of the run is current.")
+    on_timeout_step = models.CharField(max_length=200, blank=True, default="")
+    wake_at = models.DateTimeField(null=True, blank=True)
+
+    completion_display = models.JSONField(default=dict, blank=True)
+    waiting_display = models.JSONField(default=dict, blank=True)
+
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    active_child = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    temporal_workflow_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    temporal_run_id = models.CharField(max_length=64, blank=True, default="")
+    task_queue = models.CharField(max_length=200, blank=True, default="")
+    spec = models.JSONField(default=dict, blank=True, help_text="The compiled workflow this run executes.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "waiting_signal"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in WorkflowStatus.finished()
+
+    @property
+    def parent_run_id(self) -> int | None:
+        return self.parent_id
+
+    @property
+    def child_run_ids(self) -> list[int]:
+        return list(self.children.values_list("id", flat=True))
+
+    @property
+    def current_step_display(self) -> dict[str, Any]:
+        from temporal_worker.display import current_step_display
+
+        return current_step_display(self.spec, self.display_state())
+
+    def display_state(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "current_step": self.current_step,
+            "progress": self.progress,
+            "completion_display": self.completion_display,
+            "waiting_display": self.waiting_display,
+            "waiting_signal": self.waiting_signal,
+        }
+
+    @property
+    def temporal_ui_url(self) -> str:
+        from django_bridge.conf import automation_settings as s
+
+        if not self.temporal_workflow_id:
+            return ""
+        base = str(s.TEMPORAL_UI_URL).rstrip("/")
+        return f"{base}/namespaces/{s.TEMPORAL_NAMESPACE}/workflows/{self.temporal_workflow_id}"
+
+    def cancel(self, reason: str = "") -> WorkflowRun:
+        """Cancel this run and its active children (D17); returns it refreshed."""
+        from facade._engine import engine
+
+        engine.cancel(self.pk, reason=reason)
+        self.refresh_from_db()
+        return self
+
+    def retry_current_step(self) -> WorkflowRun:
+        """Restart a failed or stuck run at its current step with its saved context (D18)."""
+        from facade._engine import engine
+
+        engine.retry(self.pk)
+        self.refresh_from_db()
+        return self
+
+
+class StepExecution(models.Model):
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="step_executions")
+    seq = models.IntegerField(help_text="Which entry into a step of the run this row records.")
+    step_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=StepStatus.choices)
+    error = models.TextField(blank=True, default="")
+    display = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq", "status"], name="unique_step_execution_per_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_name} ({self.status})"

@@ -1,0 +1,304 @@
+"""``engine``: start, signal, cancel and retry runs (sync for Django code, async twins).
+
+Every call validates its input first and refuses bad input before anything changes; then it
+writes the projection and talks to Temporal, which executes the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+from django.db.models import Max
+from pydantic import ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ._definition import _validation_summary
+from ._errors import InvalidInputError, RunStateError, SignalPayloadError, TemporalUnavailableError
+from ._registry import registry
+from ._status import WorkflowStatus
+
+if TYPE_CHECKING:
+    from django_bridge.models import WorkflowRun
+
+__all__ = ["Engine", "engine"]
+
+logger = logging.getLogger("django_ai.automation")
+
+_server_features: dict[str, bool] = {}
+
+
+def forget_server_features() -> None:
+    _server_features.clear()
+
+
+async def _search_attributes_ready(client: Any, namespace: str) -> bool:
+    """Whether our search attributes are registered (upserting unknown ones breaks runs)."""
+    if "search_attributes" in _server_features:
+        return _server_features["search_attributes"]
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from temporal_worker.interpreter import SEARCH_ATTRIBUTE_KEYS
+
+    try:
+        resp = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        ready = all(k.name in resp.custom_attributes for k in SEARCH_ATTRIBUTE_KEYS)
+    except RPCError:
+        ready = False  # e.g. the time-skipping test server has no operator service
+    _server_features["search_attributes"] = ready
+    return ready
+
+
+class Engine:
+    """Start, signal, cancel and retry workflow runs."""
+
+    # ------------------------------------------------------------------ start
+    def start(self, name: str, **kwargs: Any) -> WorkflowRun:
+        """Start workflow ``name`` with ``create_context(**kwargs)``; returns its ``WorkflowRun``.
+
+        Inside a transaction the Temporal workflow starts when the transaction commits, so a
+        rollback leaves no orphan run.
+        """
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import projection
+        from temporal_worker.run_input import new_workflow_id
+
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"engine.start() needs a workflow name, got {name!r}.")
+        definition = registry.get(name)
+        ctx = definition.create_context(**kwargs)
+        from django_bridge.conf import automation_settings
+
+        spec = definition.spec
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(
+                name=definition.name,
+                version=definition.version,
+                data=ctx.model_dump(mode="json"),
+                spec=spec,
+                task_queue=str(automation_settings.TASK_QUEUE),
+                **projection.entry_fields(spec, definition.start_step, 0),
+            )
+            run.temporal_workflow_id = new_workflow_id(definition.name, run.pk)
+            WorkflowRun.objects.filter(pk=run.pk).update(temporal_workflow_id=run.temporal_workflow_id)
+        if connection.in_atomic_block:
+            transaction.on_commit(lambda: self._submit(run, raise_errors=False))
+        else:
+            self._submit(run, raise_errors=True)
+        return run
+
+    async def astart(self, name: str, **kwargs: Any) -> WorkflowRun:
+        return await sync_to_async(self.start)(name, **kwargs)
+
+    def _submit(self, run: WorkflowRun, *, raise_errors: bool, start_step: str | None = None, seq: int = 0, resume: bool = False) -> None:
+        """Start the run's Temporal workflow, retrying; a start that never lands is reported on the run."""
+        from django_bridge.conf import automation_settings as s
+        from temporal_worker import client as bridge
+        from temporal_worker.run_input import start_input, worker_options
+
+        async def submit() -> str:
+            client = await bridge.get_client()
+            sa = bool(s.SEARCH_ATTRIBUTES) and await _search_attributes_ready(client, client.namespace)
+            handle = await client.start_workflow(
+                run.name,
+                start_input(run.pk, run.spec, run.data, start_step or run.current_step, seq=seq, resume=resume, options=worker_options(sa)),
+                id=run.temporal_workflow_id or "",
+                task_queue=run.task_queue,
+                static_summary=f"{run.name} run {run.pk}",
+            )
+            return handle.result_run_id or ""
+
+        attempts = max(1, int(s.START_ATTEMPTS))
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                temporal_run_id = bridge.run_sync(submit(), timeout=30)
+            except Exception as exc:  # connection refused, timeouts, server errors
+                last = exc
+                logger.warning("starting %s on Temporal failed (attempt %s/%s): %s", run, attempt, attempts, exc)
+                if attempt < attempts:
+                    time.sleep(min(2.0, 0.25 * 2 ** (attempt - 1)))
+                continue
+            type(run).objects.filter(pk=run.pk).update(temporal_run_id=temporal_run_id)
+            run.temporal_run_id = temporal_run_id
+            return
+        message = (
+            f"workflow {run.name!r} run {run.pk}: could not start on Temporal at {s.TEMPORAL_ADDRESS} "
+            f"(namespace {s.TEMPORAL_NAMESPACE}) after {attempts} attempts: {last}. Start the server "
+            "(make dev) or set TEMPORAL_ADDRESS, then retry with run.retry_current_step()."
+        )
+        from django.utils import timezone
+
+        type(run).objects.filter(pk=run.pk).update(status=WorkflowStatus.FAILED, error=message, finished_at=timezone.now())
+        run.status, run.error = WorkflowStatus.FAILED, message
+        if raise_errors:
+            raise TemporalUnavailableError(message, workflow=run.name, run_id=run.pk) from last
+        logger.error(message)
+
+    # ------------------------------------------------------------------ signal
+    def signal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
+        """Wake every run waiting on signal ``name`` (or just ``run_id``); returns how many (D8).
+
+        Payload keys that are Context fields are merged into each run's Context. A payload that
+        does not fit a waiting run's Context raises ``SignalPayloadError`` and wakes no run.
+        """
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import client as bridge
+        from temporal_worker.activities import merge_into
+        from temporal_worker.interpreter import SIGNAL_MARKER
+
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"engine.signal() needs a non-empty signal name, got {name!r}.")
+        if payload is not None and not isinstance(payload, dict):
+            raise InvalidInputError(
+                f"engine.signal({name!r}) payload must be a dict of Context fields or None, got {type(payload).__name__}."
+            )
+        runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
+        if run_id is not None:
+            runs = runs.filter(pk=run_id)
+        runs = list(runs.only("id", "name", "data", "temporal_workflow_id", "wait_seq"))
+        for run in runs:
+            if run.name not in registry:
+                continue
+            definition = registry.get(run.name)
+            try:
+                merge_into(definition.load_context(run.data), payload)
+            except ValidationError as exc:
+                raise SignalPayloadError(
+                    f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
+                    f"{_validation_summary(exc)}. Send values of the Context's field types; no run was signalled.",
+                    workflow=run.name, run_id=run.pk,
+                ) from None
+        if not runs:
+            return 0
+
+        async def send_all() -> int:
+            client = await bridge.get_client()
+
+            async def send(run: WorkflowRun) -> bool:
+                try:
+                    await client.get_workflow_handle(run.temporal_workflow_id or "").signal(
+                        name, {SIGNAL_MARKER: True, "payload": payload or {}, "wait_seq": run.wait_seq}
+                    )
+                    return True
+                except RPCError as err:
+                    if err.status == RPCStatusCode.NOT_FOUND:  # finished meanwhile
+                        return False
+                    raise
+
+            return sum(await asyncio.gather(*(send(r) for r in runs)))
+
+        try:
+            return bridge.run_sync(send_all(), timeout=60)
+        except RPCError as err:
+            raise TemporalUnavailableError(f"signal {name!r}: Temporal refused it: {err}") from err
+
+    async def asignal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
+        return await sync_to_async(self.signal)(name, payload, run_id=run_id)
+
+    # ------------------------------------------------------------------ cancel
+    def cancel(self, run_id: int, reason: str = "", *, wait: float = 30.0) -> None:
+        """Cancel a run and its active children through Temporal (D17).
+
+        Returns once Temporal reports the run closed (at most ``wait`` seconds), so the
+        projection says CANCELLED. Cancelling a finished run does nothing.
+        """
+        from temporal_worker import client as bridge
+
+        run = self._get_run(run_id, "cancel")
+        if run.parent_id is not None:
+            raise RunStateError(
+                f"run {run.pk} ({run.name}) is a subflow of run {run.parent_id}; cancel the parent run instead.",
+                workflow=run.name, run_id=run.pk,
+            )
+        if run.is_finished:
+            return
+        type(run).objects.filter(pk=run.pk).update(error=reason or "cancelled")
+
+        async def do_cancel() -> None:
+            client = await bridge.get_client()
+            handle = client.get_workflow_handle(run.temporal_workflow_id or "")
+            await handle.cancel(reason=reason)
+            try:
+                await asyncio.wait_for(handle.result(), timeout=wait)
+            except Exception:
+                pass  # the expected outcome is a cancellation error
+
+        bridge.run_sync(do_cancel(), timeout=wait + 30)
+
+    async def acancel(self, run_id: int, reason: str = "") -> None:
+        await sync_to_async(self.cancel)(run_id, reason)
+
+    # ------------------------------------------------------------------ retry
+    def retry(self, run_id: int) -> None:
+        """Restart a failed (or stuck) run at its current step with its saved context (D18)."""
+        from django.utils import timezone
+
+        from django_bridge.models import StepExecution, WorkflowRun
+        from temporal_worker import client as bridge
+        from temporal_worker import projection
+
+        run = self._get_run(run_id, "retry")
+        if run.status in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
+            raise RunStateError(
+                f"run {run.pk} ({run.name}) is {run.status}; only a failed or stuck run can be retried.",
+                workflow=run.name, run_id=run.pk,
+            )
+        if run.parent_id is not None:
+            raise RunStateError(
+                f"run {run.pk} ({run.name}) is a subflow of run {run.parent_id}; retry the parent instead.",
+                workflow=run.name, run_id=run.pk,
+            )
+        definition = registry.get(run.name)
+        step = run.current_step or definition.start_step
+        if step not in run.spec.get("steps", {}):
+            raise RunStateError(f"run {run.pk}: its current step {step!r} is not in its workflow.", run_id=run.pk)
+
+        async def stop_old() -> None:
+            client = await bridge.get_client()
+            handle = client.get_workflow_handle(run.temporal_workflow_id or "")
+            try:
+                desc = await handle.describe()
+            except RPCError:
+                return
+            if desc.status is not None and desc.status.name == "RUNNING":
+                await handle.terminate(reason="retry_current_step: restarting at the current step")
+
+        if run.temporal_workflow_id:
+            bridge.run_sync(stop_old(), timeout=60)
+        seq = (StepExecution.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
+        seq = max(seq, (run.wait_seq or 0) + 1)
+        WorkflowRun.objects.filter(pk=run.pk).update(
+            error="", finished_at=None, updated_at=timezone.now(), **projection.entry_fields(run.spec, step, seq)
+        )
+        run.refresh_from_db()
+        self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
+
+    def _get_run(self, run_id: Any, action: str) -> WorkflowRun:
+        from django_bridge.models import WorkflowRun
+
+        try:
+            return WorkflowRun.objects.get(pk=run_id)
+        except (WorkflowRun.DoesNotExist, ValueError, TypeError):
+            raise InvalidInputError(f"engine.{action}(): there is no workflow run with id {run_id!r}.", run_id=None) from None
+
+    # ------------------------------------------------------------------ live state
+    def live_display(self, run_id: int) -> dict[str, Any]:
+        """Ask the running workflow for its ``current_step_display`` (a Temporal query)."""
+        from temporal_worker import client as bridge
+        from temporal_worker.interpreter import DISPLAY_QUERY
+
+        run = self._get_run(run_id, "live_display")
+
+        async def query() -> dict[str, Any]:
+            client = await bridge.get_client()
+            return await client.get_workflow_handle(run.temporal_workflow_id or "").query(DISPLAY_QUERY)
+
+        return bridge.run_sync(query(), timeout=30)
+
+
+engine = Engine()

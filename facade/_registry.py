@@ -1,0 +1,105 @@
+"""The registry of workflow definitions, and discovery of the modules that declare them."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ._errors import UnknownWorkflowError, WorkflowDefinitionError
+
+if TYPE_CHECKING:
+    from ._definition import WorkflowDefinition
+
+__all__ = ["Registry", "discover_workflow_modules", "registry"]
+
+DISCOVERED_MODULE_NAMES = ("workflows", "automations")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._definitions: dict[str, WorkflowDefinition] = {}
+
+    def register(self, definition: WorkflowDefinition) -> None:
+        existing = self._definitions.get(definition.name)
+        if existing is not None and _origin(existing.cls) != _origin(definition.cls):
+            raise WorkflowDefinitionError(
+                definition.name,
+                [
+                    f"the name is already used by {_origin(existing.cls)}; "
+                    f"{_origin(definition.cls)} must use another name"
+                ],
+            )
+        self._definitions[definition.name] = definition
+
+    def get(self, name: str) -> WorkflowDefinition:
+        try:
+            return self._definitions[name]
+        except KeyError:
+            known = ", ".join(sorted(self._definitions)) or "none"
+            raise UnknownWorkflowError(
+                f"no workflow is registered as {name!r} (registered: {known}). Check the name, and that "
+                "the module declaring it is an app's workflows/automations module or is listed in "
+                "AUTOMATION['WORKFLOW_MODULES'].",
+                workflow=name,
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._definitions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._definitions
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[Registry]:
+        """Use a fresh, empty registry inside the block (for tests that reuse names)."""
+        saved = self._definitions
+        self._definitions = dict(saved)
+        try:
+            yield self
+        finally:
+            self._definitions = saved
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+registry = Registry()
+
+
+def discover_workflow_modules(app_modules: list[str], extra_modules: list[str]) -> list[str]:
+    """Import each app's ``workflows``/``automations`` module (and package submodules).
+
+    Returns the names of the modules imported.
+    """
+    imported: list[str] = []
+    candidates = [f"{app}.{name}" for app in app_modules for name in DISCOVERED_MODULE_NAMES]
+    for module_name in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        imported.append(module_name)
+        imported.extend(_import_submodules(module))
+    for module_name in extra_modules:
+        module = importlib.import_module(module_name)
+        imported.append(module_name)
+        imported.extend(_import_submodules(module))
+    return imported
+
+
+def _import_submodules(module: object) -> list[str]:
+    path = getattr(module, "__path__", None)
+    if path is None:
+        return []
+    prefix = module.__name__ + "."  # type: ignore[attr-defined]
+    names = []
+    for info in pkgutil.walk_packages(path, prefix):
+        importlib.import_module(info.name)
+        names.append(info.name)
+    return names

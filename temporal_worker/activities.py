@@ -1,0 +1,303 @@
+"""Activities: where user code and Django run.
+
+One dynamic activity serves every step (its type is ``<workflow>.<step>``, readable in the
+Temporal UI), every ``@on_fail`` handler and the projection records the workflow asks for.
+It is synchronous on purpose: the Django ORM is synchronous, and the worker runs it on a
+thread pool so a slow step never blocks the worker's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import close_old_connections
+from pydantic import BaseModel, ValidationError
+from temporalio import activity
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from django_bridge.models import WorkflowRun
+from facade._context import bind_context
+from facade._definition import WorkflowDefinition, _validation_summary
+from facade._errors import AutomationError, StepResultError
+from facade._registry import registry
+from facade._results import (
+    Complete,
+    Fail,
+    Goto,
+    Sleep,
+    StepResult,
+    Subflow,
+    SubflowResult,
+    Wait,
+)
+from temporal_worker import projection
+from temporal_worker.interpreter import RECORD_ACTIVITY
+from temporal_worker.run_input import new_workflow_id, start_input
+
+__all__ = ["dispatch", "merge_into"]
+
+logger = logging.getLogger("django_ai.automation")
+
+
+@activity.defn(dynamic=True)
+def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
+    """Entry point of every activity of the interpreter workflow."""
+    inp = activity.payload_converter().from_payload(args[0].payload, dict)
+    # Django's request signals never fire in a worker: close stale connections ourselves.
+    close_old_connections()
+    try:
+        if activity.info().activity_type == RECORD_ACTIVITY:
+            return _record(inp)
+        if inp.get("on_fail"):
+            return _run_on_fail(inp)
+        return _run_step(inp)
+    finally:
+        close_old_connections()
+
+
+# ---------------------------------------------------------------------- context merging
+def merge_into(ctx: BaseModel, payload: Any) -> BaseModel:
+    """Merge the keys of ``payload`` that are Context fields, validated (D3)."""
+    if not isinstance(payload, dict) or not payload:
+        return ctx
+    known = {k: v for k, v in payload.items() if k in type(ctx).model_fields}
+    if not known:
+        return ctx
+    merged = type(ctx).model_validate({**ctx.model_dump(), **known})
+    for key in known:
+        setattr(ctx, key, getattr(merged, key))
+    return ctx
+
+
+def _dump(ctx: BaseModel) -> dict[str, Any]:
+    return ctx.model_dump(mode="json")
+
+
+@contextlib.contextmanager
+def _heartbeating(interval: float) -> Iterator[None]:
+    """Heartbeat from a side thread while user code runs, so a dead worker is noticed fast."""
+    stop = threading.Event()
+    ctx = contextvars.copy_context()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                ctx.run(activity.heartbeat)
+            except Exception:  # the activity finished meanwhile
+                return
+
+    thread = threading.Thread(target=beat, name="step-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+# ---------------------------------------------------------------------- steps
+def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
+    definition = registry.get(inp["workflow"])
+    step_name, run_id, seq = inp["step"], inp["run_id"], inp["seq"]
+    step = definition.steps[step_name]
+    info = activity.info()
+    spec = definition.spec
+
+    # A failed attempt saved its context (D2); later attempts continue from it.
+    data = inp["context"]
+    if info.attempt > 1:
+        data = WorkflowRun.objects.values_list("data", flat=True).get(pk=run_id)
+    ctx = definition.load_context(data)
+    try:
+        merge_into(ctx, inp.get("merge"))
+        merge_into(ctx, inp.get("signal"))
+    except ValidationError as exc:
+        return _finish(run_id, spec, step_name, seq, ctx, Fail(
+            f"workflow {definition.name!r} run {run_id} step {step_name!r}: the signal payload does not fit "
+            f"the Context: {_validation_summary(exc)}"
+        ))
+    if inp.get("resume") or info.attempt > 1:
+        projection.mark_running(run_id, step_name)
+
+    instance = definition.cls()
+    instance.context = ctx
+    try:
+        kwargs = _step_kwargs(definition, step_name, step.params, inp)
+    except AutomationError as exc:
+        return _finish(run_id, spec, step_name, seq, ctx, Fail(exc.message))
+    heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
+    with bind_context(ctx), _heartbeating(heartbeat_every):
+        try:
+            result = getattr(instance, step_name)(**kwargs)
+        except (StepResultError, AutomationError) as exc:
+            # A programming error: retrying cannot help, so the run fails now.
+            result = Fail(f"workflow {definition.name!r} run {run_id} step {step_name!r}: {exc.message}")
+        except Exception as exc:
+            attempts = step.retry.max_attempts
+            retry_in = step.retry.delay_before(info.attempt + 1) if info.attempt < attempts else None
+            projection.save_failed_attempt(run_id, _dump(ctx), retry_in)
+            logger.warning(
+                "workflow %r run %s step %r attempt %s/%s raised %s: %s",
+                definition.name, run_id, step_name, info.attempt, attempts, type(exc).__name__, exc,
+            )
+            raise
+    return _finish(run_id, spec, step_name, seq, ctx, result, definition=definition)
+
+
+def _step_kwargs(definition: WorkflowDefinition, step_name: str, params: list[str], inp: dict[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if inp.get("action_args") is not None:
+        kwargs.update({k: v for k, v in inp["action_args"].items() if k in params})
+    if "subflow_result" in inp and "subflow_result" in params:
+        raw = inp["subflow_result"]
+        child_context: Any = raw.get("context")
+        child_run = WorkflowRun.objects.filter(pk=raw["run_id"]).values("name", "data").first()
+        if child_run is not None:
+            if child_context is None:
+                child_context = child_run["data"]
+            if child_run["name"] in registry:
+                child_context = registry.get(child_run["name"]).load_context(child_context or {})
+        kwargs["subflow_result"] = SubflowResult(
+            status=raw["status"], context=child_context, run_id=raw["run_id"], error=raw.get("error")
+        )
+    missing = [
+        p for p, param in inspect.signature(getattr(definition.cls, step_name)).parameters.items()
+        if p != "self" and p not in kwargs and param.default is inspect.Parameter.empty
+        and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+    ]
+    if missing:
+        raise StepResultError(
+            f"workflow {definition.name!r} step {step_name!r} takes {missing} but the run entered it without them; "
+            "only action steps receive fields and on_complete steps receive subflow_result.",
+            workflow=definition.name, step=step_name,
+        )
+    return kwargs
+
+
+def _finish(
+    run_id: int,
+    spec: dict[str, Any],
+    step_name: str,
+    seq: int,
+    ctx: BaseModel,
+    result: Any,
+    *,
+    definition: WorkflowDefinition | None = None,
+) -> dict[str, Any]:
+    """Turn a step's result into a directive, write the projection, answer the workflow."""
+    name = spec["name"]
+    prefix = f"workflow {name!r} run {run_id} step {step_name!r}"
+    directive: dict[str, Any]
+    if not isinstance(result, StepResult):
+        result = Fail(
+            f"{prefix} returned {result!r}, which is not a step result: return goto(...), complete(...), "
+            "fail(...), sleep(...), wait(...), wait_for_event(...) or run_subflow(...)"
+        )
+    if isinstance(result, Goto) and result.step not in spec["steps"]:
+        result = Fail(f"{prefix}: goto target {result.step!r} is not a @step of this workflow (steps: {', '.join(spec['order'])})")
+    if isinstance(result, Wait) and result.on_timeout and result.on_timeout not in spec["steps"]:
+        result = Fail(f"{prefix}: on_timeout={result.on_timeout!r} is not a @step of this workflow (steps: {', '.join(spec['order'])})")
+    if isinstance(result, Complete):
+        try:
+            merge_into(ctx, result.merge)
+        except ValidationError as exc:
+            result = Fail(f"{prefix}: complete(...) values do not fit the Context: {_validation_summary(exc)}")
+    if isinstance(result, Subflow) and result.on_complete not in spec["steps"]:
+        result = Fail(f"{prefix}: run_subflow on_complete={result.on_complete!r} is not a @step of this workflow")
+    if isinstance(result, Subflow):
+        try:
+            directive = _start_subflow(run_id, step_name, seq, ctx, result)
+        except AutomationError as exc:
+            result = Fail(f"{prefix}: run_subflow failed: {exc.message}")
+    if not isinstance(result, Subflow):
+        directive = result.to_directive()
+    data = _dump(ctx)
+    projection.record_directive({"id": run_id}, spec, step_name, seq, data, directive)
+    return {"context": data, "directive": directive}
+
+
+def _start_subflow(run_id: int, step_name: str, seq: int, ctx: BaseModel, result: Subflow) -> dict[str, Any]:
+    """Create (once) the child run row; the workflow starts it as a Temporal child workflow."""
+    child_def = registry.get(result.workflow)
+    child_ctx = child_def.create_context(**result.kwargs)
+    parent = WorkflowRun.objects.only("temporal_workflow_id", "task_queue").get(pk=run_id)
+    child_wf_id = f"{parent.temporal_workflow_id}/{seq}-{child_def.name}"
+    spec = child_def.spec
+    child, _ = WorkflowRun.objects.get_or_create(
+        temporal_workflow_id=child_wf_id,
+        defaults={
+            "name": child_def.name,
+            "version": child_def.version,
+            "parent_id": run_id,
+            "data": _dump(child_ctx),
+            "spec": spec,
+            "task_queue": parent.task_queue,
+            **projection.entry_fields(spec, child_def.start_step, 0),
+        },
+    )
+    if "active_subworkflow_run_id" in type(ctx).model_fields:
+        ctx.active_subworkflow_run_id = child.pk  # type: ignore[attr-defined]
+    if result.on_create is not None:
+        result.on_create(child)
+    directive = result.to_directive()
+    directive["child"] = {
+        "run_id": child.pk,
+        "workflow_id": child_wf_id,
+        "input": start_input(child.pk, spec, child.data, child_def.start_step),
+    }
+    return directive
+
+
+# ---------------------------------------------------------------------- on_fail
+def _run_on_fail(inp: dict[str, Any]) -> dict[str, Any]:
+    definition = registry.get(inp["workflow"])
+    run = WorkflowRun.objects.get(pk=inp["run_id"])
+    ctx = definition.load_context(run.data or inp["context"])
+    instance = definition.cls()
+    instance.context = ctx
+    handler = getattr(instance, definition.on_fail or "")
+    with bind_context(ctx):
+        try:
+            handler(run)
+        except Exception:
+            # D15: compensation errors are logged; the run keeps its original failure.
+            logger.exception(
+                "workflow %r run %s: the @on_fail handler %r raised; the run stays failed with: %s",
+                definition.name, run.pk, definition.on_fail, inp["error"],
+            )
+    data = _dump(ctx)
+    projection.record_finished_failed(run.pk, data, inp["error"])
+    return {"context": data}
+
+
+# ---------------------------------------------------------------------- records
+def _record(inp: dict[str, Any]) -> dict[str, Any]:
+    op, run_id, seq = inp["op"], inp["run_id"], inp["seq"]
+    spec = WorkflowRun.objects.values_list("spec", flat=True).get(pk=run_id)
+    if op == "enter":
+        projection.update_run(run_id, **projection.entry_fields(spec, inp["step"], seq))
+    elif op == "step_failed":
+        projection.record_step_failed(run_id, spec, inp["step"], seq, inp["error"])
+    elif op == "complete":
+        data = None
+        if inp.get("signal") and inp["workflow"] in registry:
+            definition = registry.get(inp["workflow"])
+            run_data = WorkflowRun.objects.values_list("data", flat=True).get(pk=run_id)
+            try:
+                data = _dump(merge_into(definition.load_context(run_data), inp["signal"]))
+            except ValidationError:
+                data = None
+        projection.record_completed(run_id, inp["step"], data)
+    elif op == "cancelled":
+        # engine.cancel stores the caller's reason on the row before asking Temporal to cancel.
+        reason = WorkflowRun.objects.values_list("error", flat=True).get(pk=run_id) or "cancelled"
+        projection.record_cancelled(run_id, inp["step"], seq, reason)
+    else:
+        raise ApplicationError(f"unknown record operation {op!r}", non_retryable=True)
+    return {}

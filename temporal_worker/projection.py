@@ -1,0 +1,166 @@
+"""Writes to the Django projection, one function per transition.
+
+Each write is keyed by ``(run, seq)`` so that an activity retried by Temporal writes nothing
+twice, and each transition is written in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_bridge.models import StepExecution, WorkflowRun
+from facade._status import StepStatus, WorkflowStatus
+
+__all__ = [
+    "entry_fields",
+    "mark_running",
+    "record_cancelled",
+    "record_completed",
+    "record_directive",
+    "record_finished_failed",
+    "record_step_failed",
+    "save_failed_attempt",
+    "update_run",
+]
+
+CLEAR_WAIT: dict[str, Any] = {
+    "waiting_signal": "",
+    "wait_seq": None,
+    "on_timeout_step": "",
+    "wake_at": None,
+    "waiting_display": {},
+}
+
+
+def entry_fields(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
+    """Projection fields for a run that has just entered ``step`` as entry ``seq``.
+
+    A gated step suspends on its signal and an action step on its action before the body
+    runs (D6); any other step is running.
+    """
+    spec_step = spec["steps"][step]
+    gate, action = spec_step.get("gate"), spec_step.get("action")
+    fields: dict[str, Any] = {"current_step": step, **CLEAR_WAIT}
+    if gate:
+        fields.update(
+            status=WorkflowStatus.SUSPENDED,
+            waiting_signal=gate["signal"],
+            wait_seq=seq,
+            on_timeout_step=gate.get("on_timeout") or "",
+            wake_at=timezone.now() + timedelta(seconds=gate["timeout"]) if gate.get("timeout") else None,
+            waiting_display=gate.get("display") or {},
+        )
+    elif action:
+        fields.update(status=WorkflowStatus.SUSPENDED)
+    else:
+        fields.update(status=WorkflowStatus.RUNNING)
+    return fields
+
+
+def update_run(run_id: int, **fields: Any) -> None:
+    fields["updated_at"] = timezone.now()
+    WorkflowRun.objects.filter(pk=run_id).update(**fields)
+
+
+def _step_row(run_id: int, seq: int, step: str, status: str, error: str = "", display: Any = None) -> None:
+    StepExecution.objects.get_or_create(
+        run_id=run_id,
+        seq=seq,
+        status=status,
+        defaults={"step_name": step, "error": error, "display": display or {}},
+    )
+
+
+def mark_running(run_id: int, step: str) -> None:
+    update_run(run_id, status=WorkflowStatus.RUNNING, current_step=step, **CLEAR_WAIT)
+
+
+def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta | None) -> None:
+    """Keep the context of an attempt that raised (D2); back off as WAITING (D11)."""
+    if retry_in is None:
+        update_run(run_id, data=data)
+    else:
+        update_run(run_id, data=data, status=WorkflowStatus.WAITING, **{**CLEAR_WAIT, "wake_at": timezone.now() + retry_in})
+
+
+def record_directive(
+    run: dict[str, Any], spec: dict[str, Any], step: str, seq: int, data: dict[str, Any], directive: dict[str, Any]
+) -> None:
+    """Write the transition a step's result causes, before the workflow applies it."""
+    run_id = run["id"]
+    kind = directive["kind"]
+    display = spec["steps"][step].get("display")
+    now = timezone.now()
+    with transaction.atomic():
+        if kind == "goto":
+            fields = entry_fields(spec, directive["step"], seq + 1)
+            if directive.get("progress") is not None:
+                fields["progress"] = directive["progress"]
+            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
+            update_run(run_id, data=data, **fields)
+        elif kind == "sleep":
+            update_run(
+                run_id, data=data, status=WorkflowStatus.WAITING, current_step=step,
+                **{**CLEAR_WAIT, "wake_at": now + timedelta(seconds=directive["seconds"])},
+            )
+        elif kind == "wait":
+            update_run(
+                run_id,
+                data=data,
+                status=WorkflowStatus.SUSPENDED,
+                current_step=step,
+                waiting_signal=directive["signal"],
+                wait_seq=seq,
+                on_timeout_step=directive.get("on_timeout") or "",
+                wake_at=now + timedelta(seconds=directive["timeout"]) if directive.get("timeout") else None,
+                waiting_display=directive.get("display") or {},
+            )
+        elif kind == "complete":
+            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
+            update_run(
+                run_id, data=data, status=WorkflowStatus.COMPLETED, progress=1.0, current_step=step,
+                completion_display=directive.get("display") or {}, finished_at=now, **CLEAR_WAIT,
+            )
+        elif kind == "fail":
+            _step_row(run_id, seq, step, StepStatus.FAILED, error=directive["reason"], display=display)
+            fields = {"status": WorkflowStatus.FAILED, "finished_at": now} if not spec.get("on_fail") else {}
+            update_run(run_id, data=data, error=directive["reason"], current_step=step, **CLEAR_WAIT, **fields)
+        elif kind == "subflow":
+            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
+            update_run(
+                run_id, data=data, status=WorkflowStatus.SUSPENDED, current_step=step,
+                active_child_id=directive["child"]["run_id"], **CLEAR_WAIT,
+            )
+
+
+def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
+    """A step failed without a result (retries exhausted, timed out, bad target)."""
+    with transaction.atomic():
+        _step_row(run_id, seq, step, StepStatus.FAILED, error=error)
+        fields = {"status": WorkflowStatus.FAILED, "finished_at": timezone.now()} if not spec.get("on_fail") else {}
+        update_run(run_id, error=error, current_step=step, **CLEAR_WAIT, **fields)
+
+
+def record_finished_failed(run_id: int, data: dict[str, Any], error: str) -> None:
+    update_run(run_id, data=data, error=error, status=WorkflowStatus.FAILED, finished_at=timezone.now(), **CLEAR_WAIT)
+
+
+def record_completed(run_id: int, step: str, data: dict[str, Any] | None) -> None:
+    fields: dict[str, Any] = {"data": data} if data is not None else {}
+    update_run(
+        run_id, status=WorkflowStatus.COMPLETED, progress=1.0, current_step=step,
+        finished_at=timezone.now(), **CLEAR_WAIT, **fields,
+    )
+
+
+def record_cancelled(run_id: int, step: str, seq: int, reason: str) -> None:
+    with transaction.atomic():
+        _step_row(run_id, seq, step, StepStatus.CANCELLED, error=reason)
+        update_run(
+            run_id, status=WorkflowStatus.CANCELLED, current_step=step, error=reason,
+            finished_at=timezone.now(), active_child_id=None, **CLEAR_WAIT,
+        )
