@@ -52,13 +52,16 @@ if os.environ.get("DATABASE_URL"):
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 else:
+    # A file, not memory: the worker's threads (and worker processes started by tests) must
+    # see the test's rows. One file per test session, inherited by its subprocesses through
+    # the environment, so parallel sessions never share a database.
+    TEST_DB = os.environ.setdefault("AUTOMATION_TEST_DB", str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3"))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / ".test-db.sqlite3",
+            "NAME": TEST_DB,
             "OPTIONS": SQLITE_OPTIONS,
-            # A file, not memory: the worker's threads must see the test's rows.
-            "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
+            "TEST": {"NAME": TEST_DB},
         }
     }
 
