@@ -80,8 +80,9 @@ class StepDef:
     visible: bool
     display: dict[str, Any] | None
     gate: Wait | None
-    action: dict[str, Any] | None
+    action: dict[str, Any] | None  # JSON part, in the spec: {"name": ...}
     params: list[str]
+    action_options: dict[str, Any] | None = None  # serializer, permissions, ...: worker/web side only
 
     def to_spec(self) -> dict[str, Any]:
         return {
@@ -234,8 +235,9 @@ def build_definition(
             visible=marker.visible,
             display=display.to_dict() if isinstance(display, StepDisplayMetadata) else None,
             gate=gate,
-            action={k: v for k, v in action.items() if k != "display"} if action else None,
+            action={"name": action["name"]} if action else None,
             params=params,
+            action_options=dict(action) if action else None,
         )
 
     if not steps:

@@ -54,9 +54,14 @@ class Registry:
 
     @contextlib.contextmanager
     def isolated(self) -> Iterator[Registry]:
-        """Use a fresh, empty registry inside the block (for tests that reuse names)."""
+        """Use a fresh, empty registry inside the block.
+
+        For tests that declare workflows under names already taken elsewhere (the guides
+        reuse ``order_fulfillment`` and ``user_registration``): declare them inside the block.
+        Workers in this process resolve names through the same registry.
+        """
         saved = self._definitions
-        self._definitions = dict(saved)
+        self._definitions = {}
         try:
             yield self
         finally:

@@ -159,8 +159,9 @@ def _step_kwargs(definition: WorkflowDefinition, step_name: str, params: list[st
         child_context: Any = raw.get("context")
         child_run = WorkflowRun.objects.filter(pk=raw["run_id"]).values("name", "data").first()
         if child_run is not None:
-            if child_context is None:
-                child_context = child_run["data"]
+            # The child's row holds its final context, including what failed attempts and its
+            # @on_fail handler changed.
+            child_context = child_run["data"] or child_context
             if child_run["name"] in registry:
                 child_context = registry.get(child_run["name"]).load_context(child_context or {})
         kwargs["subflow_result"] = SubflowResult(
@@ -284,6 +285,8 @@ def _record(inp: dict[str, Any]) -> dict[str, Any]:
         projection.update_run(run_id, **projection.entry_fields(spec, inp["step"], seq))
     elif op == "step_failed":
         projection.record_step_failed(run_id, spec, inp["step"], seq, inp["error"])
+        # Failed attempts saved their context here (D2): hand it back to the workflow.
+        return {"context": WorkflowRun.objects.values_list("data", flat=True).get(pk=run_id)}
     elif op == "complete":
         data = None
         if inp.get("signal") and inp["workflow"] in registry:

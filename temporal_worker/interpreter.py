@@ -231,13 +231,15 @@ class InterpreterWorkflow:
         return target
 
     async def _record(self, change: dict[str, Any]) -> None:
-        await workflow.execute_activity(
+        result = await workflow.execute_activity(
             RECORD_ACTIVITY,
             {"run_id": self.run_id, "workflow": self.name, "seq": self.seq, **change},
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             summary=f"record {change['op']}",
         )
+        if isinstance(result, dict) and "context" in result:
+            self.context = result["context"]
 
     # ------------------------------------------------------------------ waits and signals
     async def _wait(self, signal: str, timeout: float | None) -> Any:
@@ -318,6 +320,11 @@ class InterpreterWorkflow:
             result = await handle
             return {"status": "completed", "context": result.get("context"), "run_id": child["run_id"], "error": None}
         except ChildWorkflowError as err:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # This run is being cancelled: the child was cancelled first (depth-first,
+                # D17); now cancel this run rather than resuming at on_complete.
+                raise asyncio.CancelledError() from err
             cause = err.cause
             details = list(getattr(cause, "details", ()) or ())
             context = details[0].get("context") if details and isinstance(details[0], dict) else None

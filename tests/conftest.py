@@ -25,10 +25,12 @@ def temporal_ts(django_db_setup, django_db_blocker):
 @pytest.fixture
 def dev(temporal_dev, transactional_db):
     """The dev server with a worker, for a test whose rows the worker can see."""
+    temporal_dev.activate()  # both session servers may be up: point engine at this one
     return temporal_dev
 
 
 @pytest.fixture
 def ts(temporal_ts, transactional_db):
     """The time-skipping server with a worker."""
+    temporal_ts.activate()
     return temporal_ts
