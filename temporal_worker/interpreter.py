@@ -75,6 +75,7 @@ class InterpreterWorkflow:
         self._action_request: dict[str, Any] | None = None
         self._action_done: int = -1
         self._action_error: str | None = None
+        self._published: tuple[str, str, str] | None = None
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
@@ -90,13 +91,16 @@ class InterpreterWorkflow:
         try:
             await self._interpret(inp["start_step"], {"resume": bool(inp.get("resume"))})
         except RunFailed as failed:
+            self._publish()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(failed.reason, {"context": self.context}, type=FAILURE_TYPE, non_retryable=True)
         except asyncio.CancelledError:
             # Cancellation reached us (engine.cancel): record it, then end as Canceled.
             self._set(status="cancelled")
+            self._publish()
             await self._record({"op": "cancelled", "step": self.state["current_step"]})
             raise
+        self._publish()
         # An action answered by the last step returns its answer before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return {"status": "completed", "context": self.context, "run_id": self.run_id}
@@ -140,6 +144,7 @@ class InterpreterWorkflow:
                 self.seq += 1
             elif kind == "sleep":
                 self._set(status="waiting")
+                self._publish()
                 await workflow.sleep(directive["seconds"], summary=f"sleep {human_duration(directive['seconds'])} in {step}")
                 self.seq += 1
                 entry = {"resume": True}
@@ -180,6 +185,7 @@ class InterpreterWorkflow:
         spec_step = self.spec["steps"][step]
         retry = spec_step["retry"]
         self._set(status="running", waiting_for="")
+        self._publish()
         try:
             result = await workflow.execute_activity(
                 f"{self.name}.{step}",
@@ -248,6 +254,7 @@ class InterpreterWorkflow:
         self._received = self._early.pop(key, _NOT_RECEIVED)
         # Signals buffered for earlier waits can never be delivered any more.
         self._early = {k: v for k, v in self._early.items() if k[1] > self.seq}
+        self._publish()
         try:
             await workflow.wait_condition(
                 lambda: self._received is not _NOT_RECEIVED,
@@ -281,6 +288,7 @@ class InterpreterWorkflow:
         self._set(status="suspended", waiting_for=f"action:{action['name']}")
         self._action_step = step
         self._action_request = None
+        self._publish()
         try:
             await workflow.wait_condition(lambda: self._action_request is not None)
         finally:
@@ -308,6 +316,7 @@ class InterpreterWorkflow:
     # ------------------------------------------------------------------ subflows
     async def _run_child(self, directive: dict[str, Any]) -> dict[str, Any]:
         child = directive["child"]
+        self._publish()
         try:
             handle = await workflow.start_child_workflow(
                 directive["workflow"],
@@ -348,14 +357,22 @@ class InterpreterWorkflow:
             details.append(f"waiting for: {self.state['waiting_for']}")
         details.append(f"progress: {round(float(self.state.get('progress') or 0) * 100)}%")
         workflow.set_current_details("\n\n".join(details))
-        if self.options.get("search_attributes"):
-            workflow.upsert_search_attributes(
-                [
-                    STATUS_KEY.value_set(self.state["status"]),
-                    STEP_KEY.value_set(self.state["current_step"] or ""),
-                    WAITING_KEY.value_set(self.state.get("waiting_for") or ""),
-                ]
-            )
+
+    def _publish(self) -> None:
+        """Upsert the search attributes, once per blocking point and only when they changed.
+
+        Each upsert is a history event, so intermediate states of one workflow task are not
+        published.
+        """
+        if not self.options.get("search_attributes"):
+            return
+        values = (self.state["status"], self.state["current_step"] or "", self.state.get("waiting_for") or "")
+        if values == self._published:
+            return
+        self._published = values
+        workflow.upsert_search_attributes(
+            [STATUS_KEY.value_set(values[0]), STEP_KEY.value_set(values[1]), WAITING_KEY.value_set(values[2])]
+        )
 
 
 __all__ = [
