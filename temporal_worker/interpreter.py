@@ -87,9 +87,13 @@ class InterpreterWorkflow:
         self.options = inp.get("options") or {}
         self.context = inp["context"]
         self.seq = int(inp.get("seq", 0))
+        self.state.update(inp.get("state") or {})
         self.state["current_step"] = inp["start_step"]
+        self._early = {(k[0], int(k[1])): v for k, v in inp.get("early_signals") or []}
+        # "entry" is set when this run continued as new in the middle of a run.
+        entry = inp.get("entry") or {"resume": bool(inp.get("resume"))}
         try:
-            await self._interpret(inp["start_step"], {"resume": bool(inp.get("resume"))})
+            await self._interpret(inp["start_step"], entry)
         except RunFailed as failed:
             self._publish()
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -115,6 +119,8 @@ class InterpreterWorkflow:
         ``merge`` (an earlier payload), ``subflow_result``, ``action_args``.
         """
         while True:
+            if workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished():
+                self._continue_as_new(step, entry)
             self._set(current_step=step)
             spec_step = self.spec["steps"][step]
             gate, action = spec_step.get("gate"), spec_step.get("action")
@@ -174,6 +180,22 @@ class InterpreterWorkflow:
                 entry = {"resume": True, "enter": True, "subflow_result": result}
             else:  # a directive this version does not know: never loop silently
                 await self._fail(step, f"unknown step result kind {kind!r}", recorded=False)
+
+    def _continue_as_new(self, step: str, entry: dict[str, Any]) -> None:
+        """Carry on in a fresh history (long sleep loops): same workflow id, same run row."""
+        workflow.continue_as_new(
+            {
+                "run_id": self.run_id,
+                "spec": self.spec,
+                "context": self.context,
+                "start_step": step,
+                "seq": self.seq,
+                "options": self.options,
+                "entry": entry,
+                "state": {k: v for k, v in self.state.items() if k != "current_step"},
+                "early_signals": [[list(k), v] for k, v in self._early.items()],
+            }
+        )
 
     def _next_in_order(self, step: str) -> str | None:
         order = self.spec["order"]
