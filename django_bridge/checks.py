@@ -1,7 +1,8 @@
 """System checks: misconfiguration explained, each with an id and a hint.
 
-The connectivity check needs a running server, so it is tagged ``temporal`` and runs with
-``manage.py check --tag temporal`` and when the worker starts, not on every command.
+The connectivity check needs a running server, so it is a deployment check tagged
+``temporal``: it runs with ``manage.py check --deploy`` and when the worker starts, not on
+every command (migrate, runserver and makemigrations must work while Temporal is down).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return errors
 
 
-@register(TEMPORAL_TAG, deploy=False)
+@register(TEMPORAL_TAG, deploy=True)
 def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     from temporal_worker import client as bridge
 

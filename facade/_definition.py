@@ -144,6 +144,15 @@ class WorkflowDefinition:
                     ) from None
                 ctx = factory(**kwargs)
             else:
+                # pydantic ignores unknown keys by default: a typo would be dropped silently.
+                unknown = sorted(set(kwargs) - set(self.context_model.model_fields))
+                if unknown and self.context_model.model_config.get("extra") != "allow":
+                    raise InvalidInputError(
+                        f"workflow {self.name!r}: {unknown} are not fields of {self.cls.__name__}.Context "
+                        f"(fields: {', '.join(self.context_model.model_fields)}). Pass Context fields only, "
+                        "or add a create_context classmethod that takes these arguments.",
+                        workflow=self.name,
+                    )
                 ctx = self.context_model(**kwargs)
         except ValidationError as exc:
             raise InvalidInputError(

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Max
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._definition import _validation_summary
@@ -128,7 +129,7 @@ class Engine:
             return
         message = (
             f"workflow {run.name!r} run {run.pk}: could not start on Temporal at {s.TEMPORAL_ADDRESS} "
-            f"(namespace {s.TEMPORAL_NAMESPACE}) after {attempts} attempts: {last}. Start the server "
+            f"(namespace {s.TEMPORAL_NAMESPACE}) after {attempts} attempt{'s' if attempts != 1 else ''}: {last}. Start the server "
             "(make dev) or set TEMPORAL_ADDRESS, then retry with run.retry_current_step()."
         )
         from django.utils import timezone
@@ -157,6 +158,16 @@ class Engine:
             raise InvalidInputError(
                 f"engine.signal({name!r}) payload must be a dict of Context fields or None, got {type(payload).__name__}."
             )
+        if payload:
+            # The payload travels as JSON: convert Decimal/date/UUID like model_dump(mode="json") does,
+            # now, so what is validated below is what the run will merge.
+            try:
+                payload = to_jsonable_python(payload)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"engine.signal({name!r}) payload is not JSON-serializable: {exc}. Send str, int, float, bool, "
+                    "None, lists and dicts (Decimal, date/datetime and UUID values are converted); no run was signalled."
+                ) from None
         runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
         if run_id is not None:
             runs = runs.filter(pk=run_id)
@@ -265,8 +276,22 @@ class Engine:
                 desc = await handle.describe()
             except RPCError:
                 return
-            if desc.status is not None and desc.status.name == "RUNNING":
+            if desc.status is None or desc.status.name != "RUNNING":
+                return
+            if run.status == WorkflowStatus.FAILED:
+                # The projection is written before the workflow closes: give it a moment.
+                try:
+                    await asyncio.wait_for(handle.result(), timeout=5)
+                except Exception:
+                    pass
+                desc = await handle.describe()
+                if desc.status is None or desc.status.name != "RUNNING":
+                    return
+            try:  # a stuck run: its workflow is still open
                 await handle.terminate(reason="retry_current_step: restarting at the current step")
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # closed meanwhile: nothing to stop
+                    raise
 
         if run.temporal_workflow_id:
             bridge.run_sync(stop_old(), timeout=60)

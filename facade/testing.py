@@ -66,8 +66,10 @@ class TemporalTestEnvironment:
         start_worker: bool = True,
         port: int | None = None,
         db_filename: str | None = None,
+        dev_server_args: list[str] | None = None,
     ) -> None:
         self.time_skipping = time_skipping
+        self.dev_server_args = list(dev_server_args or [])
         self.task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
         self.heartbeat_timeout = heartbeat_timeout
         self.max_concurrent_steps = max_concurrent_steps
@@ -77,6 +79,7 @@ class TemporalTestEnvironment:
         self.env: Any = None
         self._worker_task: asyncio.Task[Any] | None = None
         self._saved_overrides: dict[str, Any] = {}
+        self._saved_client: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> TemporalTestEnvironment:
@@ -91,11 +94,39 @@ class TemporalTestEnvironment:
         from temporal_worker import client as bridge
 
         self._saved_overrides = dict(automation_settings.overrides)
-        automation_settings.overrides.update(TASK_QUEUE=self.task_queue, HEARTBEAT_TIMEOUT=self.heartbeat_timeout)
+        self._saved_client = bridge._client  # an enclosing environment's, restored by stop()
         self.env = bridge.run_sync(self._start_server(), timeout=120)
-        bridge.set_client(self.env.client)
+        self.activate()
         if self.start_worker_on_enter:
             self.start_worker()
+
+    def activate(self) -> None:
+        """Point ``engine`` (client, task queue, heartbeat timeout) at this environment.
+
+        ``start()`` does it; call it again when several environments are open at once.
+        """
+        from django_bridge.conf import automation_settings
+        from temporal_worker import client as bridge
+
+        automation_settings.overrides.update(TASK_QUEUE=self.task_queue, HEARTBEAT_TIMEOUT=self.heartbeat_timeout)
+        bridge.set_client(self.env.client)
+
+    def restart_server(self, while_down: Callable[[], Any] | None = None) -> None:
+        """Stop the dev server and start it again on the same port and database file.
+
+        Needs ``port=`` and ``db_filename=`` (otherwise the server comes back empty).
+        ``while_down`` is called while the server is stopped (e.g. to let a timer come due).
+        The worker keeps running: its client reconnects to the new server on the same address.
+        """
+        from temporal_worker import client as bridge
+
+        if self.time_skipping or not (self.port and self.db_filename):
+            raise RuntimeError("restart_server needs the dev server with port= and db_filename=")
+        bridge.run_sync(self.env.shutdown(), timeout=60)
+        if while_down is not None:
+            while_down()
+        self.env = bridge.run_sync(self._start_server(), timeout=120)
+        self.activate()
 
     async def _start_server(self) -> Any:
         from temporalio.testing import WorkflowEnvironment
@@ -106,7 +137,7 @@ class TemporalTestEnvironment:
             return await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=find_binary("temporal-test-server"), port=self.port
             )
-        extra = ["--db-filename", self.db_filename] if self.db_filename else []
+        extra = (["--db-filename", self.db_filename] if self.db_filename else []) + self.dev_server_args
         return await WorkflowEnvironment.start_local(
             dev_server_existing_path=find_binary("temporal"),
             search_attributes=SEARCH_ATTRIBUTE_KEYS,
@@ -149,7 +180,7 @@ class TemporalTestEnvironment:
         if self.env is not None:
             bridge.run_sync(self.env.shutdown(), timeout=60)
             self.env = None
-        bridge.reset_client()
+        bridge.set_client(self._saved_client)
         automation_settings.overrides.clear()
         automation_settings.overrides.update(self._saved_overrides)
 
@@ -191,6 +222,29 @@ class TemporalTestEnvironment:
 
     def wait_until_finished(self, run: Any, timeout: float = 30.0) -> Any:
         return self.wait_until(run, lambda r: r.is_finished, timeout)
+
+    def wait_closed(self, run: Any, timeout: float = 30.0) -> None:
+        """Wait until the run's Temporal workflow has closed.
+
+        The projection is written before the workflow closes, so a run that is finished in
+        the database may be open in Temporal for a moment longer.
+        """
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import client as bridge
+
+        run_id = getattr(run, "pk", run)
+        workflow_id = WorkflowRun.objects.values_list("temporal_workflow_id", flat=True).get(pk=run_id)
+
+        async def closed() -> None:
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            try:
+                await asyncio.wait_for(handle.result(), timeout=timeout)
+            except TimeoutError:
+                raise AssertionError(f"run {run_id}: its workflow did not close within {timeout}s") from None
+            except Exception:
+                pass  # failed, cancelled or terminated: closed all the same
+
+        bridge.run_sync(closed(), timeout=timeout + 10)
 
     def history(self, run: Any) -> Any:
         """The Temporal history of the run's workflow."""

@@ -25,13 +25,12 @@ from temporalio.exceptions import ApplicationError
 from django_bridge.models import WorkflowRun
 from facade._context import bind_context
 from facade._definition import WorkflowDefinition, _validation_summary
-from facade._errors import AutomationError, StepResultError
+from facade._errors import AutomationError, StepResultError, TemporalUnavailableError
 from facade._registry import registry
 from facade._results import (
     Complete,
     Fail,
     Goto,
-    Sleep,
     StepResult,
     Subflow,
     SubflowResult,
@@ -39,7 +38,7 @@ from facade._results import (
 )
 from temporal_worker import projection
 from temporal_worker.interpreter import RECORD_ACTIVITY
-from temporal_worker.run_input import new_workflow_id, start_input
+from temporal_worker.run_input import start_input
 
 __all__ = ["dispatch", "merge_into"]
 
@@ -135,18 +134,20 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
     with bind_context(ctx), _heartbeating(heartbeat_every):
         try:
             result = getattr(instance, step_name)(**kwargs)
-        except (StepResultError, AutomationError) as exc:
-            # A programming error: retrying cannot help, so the run fails now.
-            result = Fail(f"workflow {definition.name!r} run {run_id} step {step_name!r}: {exc.message}")
         except Exception as exc:
-            attempts = step.retry.max_attempts
-            retry_in = step.retry.delay_before(info.attempt + 1) if info.attempt < attempts else None
-            projection.save_failed_attempt(run_id, _dump(ctx), retry_in)
-            logger.warning(
-                "workflow %r run %s step %r attempt %s/%s raised %s: %s",
-                definition.name, run_id, step_name, info.attempt, attempts, type(exc).__name__, exc,
-            )
-            raise
+            # AutomationError is a programming error (retrying cannot help), so the run fails now;
+            # TemporalUnavailableError (an engine call while the server is down) is transient.
+            if isinstance(exc, AutomationError) and not isinstance(exc, TemporalUnavailableError):
+                result = Fail(f"workflow {definition.name!r} run {run_id} step {step_name!r}: {exc.message}")
+            else:
+                attempts = step.retry.max_attempts
+                retry_in = step.retry.delay_before(info.attempt + 1) if info.attempt < attempts else None
+                projection.save_failed_attempt(run_id, _dump(ctx), retry_in)
+                logger.warning(
+                    "workflow %r run %s step %r attempt %s/%s raised %s: %s",
+                    definition.name, run_id, step_name, info.attempt, attempts, type(exc).__name__, exc,
+                )
+                raise
     return _finish(run_id, spec, step_name, seq, ctx, result, definition=definition)
 
 

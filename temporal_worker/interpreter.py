@@ -283,7 +283,7 @@ class InterpreterWorkflow:
                 timeout=timeout,
                 timeout_summary=f"timeout of wait for {signal}" if timeout else None,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _NOT_RECEIVED
         finally:
             self._waiting = None

@@ -67,11 +67,12 @@ def update_run(run_id: int, **fields: Any) -> None:
 
 
 def _step_row(run_id: int, seq: int, step: str, status: str, error: str = "", display: Any = None) -> None:
-    StepExecution.objects.get_or_create(
-        run_id=run_id,
-        seq=seq,
-        status=status,
-        defaults={"step_name": step, "error": error, "display": display or {}},
+    # One INSERT that skips an existing (run, seq, status) row (unique constraint), instead of
+    # get_or_create's SELECT + SAVEPOINT + INSERT + RELEASE: a retried activity still writes
+    # nothing twice, and an existing row is left as it is.
+    StepExecution.objects.bulk_create(
+        [StepExecution(run_id=run_id, seq=seq, status=status, step_name=step, error=error, display=display or {})],
+        ignore_conflicts=True,
     )
 
 

@@ -69,6 +69,7 @@ def test_error_inside_on_fail_is_logged_and_keeps_original_error(dev, caplog):
 def test_failed_run_is_failed_in_temporal_too(dev):
     run = engine.start("failing_cleanup")
     run = dev.wait_until_finished(run)
+    dev.wait_closed(run)
     history = dev.history(run)
     last = history.events[-1]
     assert last.HasField("workflow_execution_failed_event_attributes")

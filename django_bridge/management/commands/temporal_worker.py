@@ -27,7 +27,7 @@ class Command(BaseCommand):
         from temporal_worker import client as bridge
         from temporal_worker.worker import build_worker
 
-        problems = run_checks(tags=[TEMPORAL_TAG])
+        problems = run_checks(tags=[TEMPORAL_TAG], include_deployment_checks=True)
         if problems:
             raise CommandError("\n".join(f"{p.msg}\nHINT: {p.hint}" for p in problems))
         queue = options.get("task_queue") or s.TASK_QUEUE

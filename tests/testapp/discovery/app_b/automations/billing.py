@@ -1,0 +1,3 @@
+from tests.testapp.discovery import IMPORTED
+
+IMPORTED.append(__name__)

@@ -1,0 +1,1 @@
+"""An app without a workflows or automations module: discovery skips it."""
