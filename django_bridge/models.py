@@ -46,6 +46,12 @@ class WorkflowRun(models.Model):
     temporal_run_id = models.CharField(max_length=64, blank=True, default="")
     task_queue = models.CharField(max_length=200, blank=True, default="")
     spec = models.JSONField(default=dict, blank=True, help_text="The compiled workflow this run executes.")
+    last_transition = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The last step result recorded ({seq, step, directive}): a retried attempt of a step "
+        "whose result was recorded but never reached Temporal answers with it instead of running again.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

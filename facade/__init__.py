@@ -4,6 +4,7 @@ The documented import paths (``django_ai.automation.workflows.core`` and friends
 these names; ``tests/test_public_api.py`` pins them.
 """
 
+from ._actions import statezero_action
 from ._context import get_context
 from ._definition import on_fail, step, workflow
 from ._engine import Engine, engine
@@ -62,6 +63,7 @@ __all__ = [
     "registry",
     "run_subflow",
     "sleep",
+    "statezero_action",
     "step",
     "wait",
     "wait_for_event",

@@ -13,6 +13,7 @@ import contextvars
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ from temporal_worker import projection
 from temporal_worker.interpreter import RECORD_ACTIVITY
 from temporal_worker.run_input import start_input
 
-__all__ = ["dispatch", "merge_into"]
+__all__ = ["HeartbeatTicker", "dispatch", "heartbeats", "merge_into"]
 
 logger = logging.getLogger("django_ai.automation")
 
@@ -79,25 +80,55 @@ def _dump(ctx: BaseModel) -> dict[str, Any]:
     return ctx.model_dump(mode="json")
 
 
-@contextlib.contextmanager
-def _heartbeating(interval: float) -> Iterator[None]:
-    """Heartbeat from a side thread while user code runs, so a dead worker is noticed fast."""
-    stop = threading.Event()
-    ctx = contextvars.copy_context()
+class HeartbeatTicker:
+    """One daemon thread that heartbeats every running step of this worker.
 
-    def beat() -> None:
-        while not stop.wait(interval):
-            try:
-                ctx.run(activity.heartbeat)
-            except Exception:  # the activity finished meanwhile
-                return
+    Steps are plain synchronous methods that never heartbeat themselves; without heartbeats a
+    step on a dead worker is only retried after its whole start-to-close timeout. One shared
+    thread costs less than a thread per step. ``paused`` exists for tests that stand in for a
+    stalled worker.
+    """
 
-    thread = threading.Thread(target=beat, name="step-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
+    TICK = 0.2
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._beats: dict[object, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def beating(self, interval: float) -> Iterator[None]:
+        token = object()
+        with self._lock:
+            self._beats[token] = [contextvars.copy_context(), interval, time.monotonic() + interval]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="step-heartbeats", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._beats.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            if self.paused:
+                continue
+            now = time.monotonic()
+            with self._lock:
+                due = [beat for beat in self._beats.values() if beat[2] <= now]
+                for beat in due:
+                    beat[2] = now + beat[1]
+            for ctx, _, _ in due:
+                try:
+                    ctx.run(activity.heartbeat)
+                except Exception:  # the step finished meanwhile
+                    pass
+
+
+heartbeats = HeartbeatTicker()
 
 
 # ---------------------------------------------------------------------- steps
@@ -111,7 +142,12 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
     # A failed attempt saved its context (D2); later attempts continue from it.
     data = inp["context"]
     if info.attempt > 1:
-        data = WorkflowRun.objects.values_list("data", flat=True).get(pk=run_id)
+        data, last = WorkflowRun.objects.values_list("data", "last_transition").get(pk=run_id)
+        if last and last.get("seq") == seq and last.get("step") == step_name:
+            # An earlier attempt finished and recorded its result, but Temporal never got the
+            # answer (server down, or a write slower than the heartbeat timeout). Running the
+            # step again would start from its own output: answer with what was recorded.
+            return {"context": data, "directive": last["directive"]}
     ctx = definition.load_context(data)
     try:
         merge_into(ctx, inp.get("merge"))
@@ -131,7 +167,7 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
     except AutomationError as exc:
         return _finish(run_id, spec, step_name, seq, ctx, Fail(exc.message))
     heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
-    with bind_context(ctx), _heartbeating(heartbeat_every):
+    with bind_context(ctx), heartbeats.beating(heartbeat_every):
         try:
             result = getattr(instance, step_name)(**kwargs)
         except Exception as exc:
@@ -148,7 +184,9 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
                     definition.name, run_id, step_name, info.attempt, attempts, type(exc).__name__, exc,
                 )
                 raise
-    return _finish(run_id, spec, step_name, seq, ctx, result, definition=definition)
+        # Still heartbeating: a slow projection write must not look like a dead worker. Still
+        # bound: an on_create hook of run_subflow sees this run's Context (D1).
+        return _finish(run_id, spec, step_name, seq, ctx, result, definition=definition)
 
 
 def _step_kwargs(definition: WorkflowDefinition, step_name: str, params: list[str], inp: dict[str, Any]) -> dict[str, Any]:

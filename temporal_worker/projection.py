@@ -97,6 +97,7 @@ def record_directive(
     display = spec["steps"][step].get("display")
     now = timezone.now()
     with transaction.atomic():
+        update_run(run_id, last_transition={"seq": seq, "step": step, "directive": directive})
         if kind == "goto":
             fields = entry_fields(spec, directive["step"], seq + 1)
             if directive.get("progress") is not None:

@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_bridge",
     "tests.testapp",
 ]
@@ -65,7 +66,11 @@ else:
         }
     }
 
-AUTOMATION = {"HEARTBEAT_TIMEOUT": 2.0}
+AUTOMATION = {
+    "HEARTBEAT_TIMEOUT": 2.0,
+    # The HTTP tests' workflows (the guide's StateZero examples); not an auto-discovered module name.
+    "WORKFLOW_MODULES": ["tests.testapp.action_workflows"],
+}
 
 LOGGING = {
     "version": 1,

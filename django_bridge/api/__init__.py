@@ -1,0 +1,1 @@
+"""The HTTP API: runs, actions and their schemas (mounted by ``django_bridge.urls``)."""

@@ -1,0 +1,187 @@
+"""Serializers of the runs API, and of the bodies it answers with (also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import NoReverseMatch, reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from django_bridge.models import StepExecution, WorkflowRun
+from facade._registry import registry
+from facade._status import WorkflowStatus
+
+__all__ = [
+    "ActionSchemaListSerializer",
+    "ActionSchemaSerializer",
+    "CancelSerializer",
+    "DisplaySerializer",
+    "ErrorSerializer",
+    "ReachedSerializer",
+    "RunDetailSerializer",
+    "RunSerializer",
+    "SignalSerializer",
+    "StartRunSerializer",
+    "StepExecutionSerializer",
+]
+
+
+class DisplaySerializer(serializers.Serializer):
+    """``current_step_display`` (DECISIONS D14)."""
+
+    status = serializers.ChoiceField(choices=WorkflowStatus.choices)
+    current_step = serializers.CharField(allow_blank=True)
+    step_type = serializers.ChoiceField(choices=["action", "automated", "waiting"])
+    step_title = serializers.CharField(allow_blank=True)
+    visible = serializers.BooleanField()
+    progress = serializers.FloatField()
+    completion_display = serializers.DictField(help_text="display_title/display_subtitle once completed, else {}.")
+    waiting_display = serializers.DictField(
+        help_text="display_title/display_subtitle/display_waiting_for while suspended, else {}."
+    )
+    step_display = serializers.DictField(allow_null=True, help_text="The step's StepDisplayMetadata, or null.")
+    action_name = serializers.CharField(required=False, help_text="Present when the current step is an action step.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    error = serializers.CharField(required=False, help_text="The library's error type, e.g. RunStateError.")
+    workflow = serializers.CharField(required=False, allow_null=True)
+    run_id = serializers.IntegerField(required=False, allow_null=True)
+    step = serializers.CharField(required=False, allow_null=True)
+    display = DisplaySerializer(required=False, help_text="The run's display, when the run exists.")
+
+
+class StepExecutionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StepExecution
+        fields = ["seq", "step_name", "status", "error", "display", "created_at"]
+
+
+def run_page_url(run_id: int) -> str | None:
+    try:
+        return reverse("django_bridge:run-page", args=[run_id])
+    except NoReverseMatch:  # the app's URLs are mounted without their namespace
+        return None
+
+
+class RunSerializer(serializers.ModelSerializer):
+    parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    page_url = serializers.SerializerMethodField(help_text="The run page (HTML), if the app's URLs are mounted.")
+
+    class Meta:
+        model = WorkflowRun
+        fields = [
+            "id",
+            "name",
+            "version",
+            "status",
+            "current_step",
+            "progress",
+            "waiting_signal",
+            "error",
+            "parent",
+            "created_at",
+            "updated_at",
+            "finished_at",
+            "page_url",
+        ]
+        read_only_fields = fields
+
+    def get_page_url(self, run: WorkflowRun) -> str | None:
+        return run_page_url(run.pk)
+
+
+class RunDetailSerializer(RunSerializer):
+    current_step_display = serializers.SerializerMethodField()
+    steps = StepExecutionSerializer(source="step_executions", many=True, read_only=True)
+    children = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    temporal_ui_url = serializers.CharField(read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = RunSerializer.Meta.fields + [
+            "data",
+            "current_step_display",
+            "completion_display",
+            "waiting_display",
+            "wake_at",
+            "steps",
+            "children",
+            "temporal_workflow_id",
+            "temporal_ui_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(DisplaySerializer)
+    def get_current_step_display(self, run: WorkflowRun) -> dict[str, Any]:
+        return run.current_step_display
+
+
+class StartRunSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=[], help_text="A registered workflow name.")
+    kwargs = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Arguments of the workflow's create_context (or its Context fields). Strings may not hold NUL (\\u0000).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].choices = registry.names()
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SignalSerializer(serializers.Serializer):
+    signal = StrictCharField(max_length=255, help_text="The signal name, e.g. review_completed or event:X.")
+    payload = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Context fields to merge into the run (D3). Strings may not hold NUL (\\u0000).",
+    )
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ReachedSerializer(serializers.Serializer):
+    reached = serializers.IntegerField(help_text="How many runs the signal reached.")
+
+
+class FieldSchemaSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField(help_text="DRF metadata type: string, integer, choice, email, list, ...")
+    required = serializers.BooleanField()
+    label = serializers.CharField(required=False)
+    help_text = serializers.CharField(required=False)
+    choices = serializers.ListField(child=serializers.DictField(), required=False)
+    default = serializers.JSONField(required=False)
+    allow_null = serializers.BooleanField()
+    group = serializers.CharField(allow_null=True, help_text="Title of the field group it belongs to.")
+    display_config = serializers.DictField(allow_null=True, help_text="Its FieldDisplayConfig, or null.")
+
+
+class ActionSchemaSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    workflow = serializers.CharField()
+    step = serializers.CharField()
+    step_title = serializers.CharField()
+    url = serializers.CharField(allow_null=True)
+    run_field = serializers.CharField(help_text="The request field naming the run: workflow_run_id.")
+    fields = FieldSchemaSerializer(many=True)
+    display = serializers.DictField(help_text="StepDisplayMetadata: titles, field_groups, field_display_configs.")
+    response = serializers.CharField(help_text="'current_step_display' or the response serializer's name.")
+
+
+class ActionSchemaListSerializer(serializers.Serializer):
+    actions = ActionSchemaSerializer(many=True)

@@ -1,0 +1,39 @@
+"""``manage.py send_signal <name> [--payload JSON] [--run-id N]``: wake runs waiting on a signal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from ._cli import AutomationCommand
+
+
+class Command(AutomationCommand):
+    help = "Send a signal to every run waiting on it (or one run with --run-id); prints how many it reached."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("name", help="The signal name, e.g. review_completed (events: event:<name>).")
+        parser.add_argument(
+            "--payload", default=None, help="Context fields to merge, as a JSON object: '{\"approved\": true}'."
+        )
+        parser.add_argument("--run-id", type=int, default=None, help="Only this run.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from facade._engine import engine
+        from facade._errors import AutomationError
+
+        payload = None
+        if options["payload"] is not None:
+            try:
+                payload = json.loads(options["payload"])
+            except ValueError as exc:
+                raise CommandError(
+                    f"--payload is not valid JSON ({exc}); pass an object like '{{\"approved\": true}}'."
+                ) from None
+        try:
+            reached = engine.signal(options["name"], payload, run_id=options["run_id"])
+        except AutomationError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"signal {options['name']!r} reached {reached} run{'s' if reached != 1 else ''}")

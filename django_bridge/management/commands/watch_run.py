@@ -1,0 +1,84 @@
+"""``manage.py watch_run <id>``: a live progress bar until the run finishes.
+
+Exit code 0 when the run completed, 1 when it failed or was cancelled, 2 on ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from ._cli import AutomationCommand
+
+BAR_WIDTH = 30
+
+
+def describe(run: Any) -> str:
+    display = run.current_step_display
+    pct = max(0.0, min(1.0, float(run.progress or 0)))
+    filled = round(pct * BAR_WIDTH)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    line = f"[{bar}] {pct * 100:3.0f}%  {run.status:<9}  {run.current_step}"
+    if display.get("action_name") and run.status == "suspended":
+        line += f"  (action: {display['action_name']})"
+    elif run.waiting_signal:
+        line += f"  (waiting for: {run.waiting_signal})"
+    return line
+
+
+def outcome(run: Any) -> str:
+    if run.status == "completed":
+        c = run.completion_display or {}
+        text = " - ".join(x for x in (c.get("display_title"), c.get("display_subtitle")) if x)
+        return f"run {run.pk} ({run.name}) completed" + (f": {text}" if text else "")
+    return f"run {run.pk} ({run.name}) {run.status}" + (f": {run.error}" if run.error else "")
+
+
+def watch(command: AutomationCommand, run_id: int, *, interval: float = 0.5, timeout: float | None = None) -> Any:
+    """Redraw the progress line (``\\r``) until the run finishes; returns the finished run."""
+    from django_bridge.models import WorkflowRun
+
+    out = command.stdout
+    tty = out.isatty()
+    started = time.monotonic()
+    last, width = "", 0
+    while True:
+        try:
+            run = WorkflowRun.objects.get(pk=run_id)
+        except WorkflowRun.DoesNotExist:
+            raise CommandError(f"there is no workflow run with id {run_id}.") from None
+        line = describe(run)
+        if tty:
+            line += f"  {time.monotonic() - started:5.1f}s"
+        if line != last:
+            out.write("\r" + line.ljust(width), ending="")
+            out.flush()
+            last, width = line, max(width, len(line))
+        if run.is_finished:
+            out.write("")
+            return run
+        if timeout is not None and time.monotonic() - started > timeout:
+            out.write("")
+            raise CommandError(f"run {run_id} is still {run.status} after {timeout:g}s.", returncode=2)
+        time.sleep(interval)
+
+
+def finish(run: Any) -> str:
+    if run.status != "completed":
+        raise CommandError(outcome(run), returncode=1)
+    return outcome(run)
+
+
+class Command(AutomationCommand):
+    help = "Show a live progress bar of a workflow run until it finishes (exit 0 completed, 1 failed/cancelled)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("run_id", type=int, help="The WorkflowRun id.")
+        parser.add_argument("--interval", type=float, default=0.5, help="Seconds between refreshes (default 0.5).")
+        parser.add_argument("--timeout", type=float, default=None, help="Give up after this many seconds (exit 2).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        run = watch(self, options["run_id"], interval=options["interval"], timeout=options["timeout"])
+        self.stdout.write(finish(run))

@@ -1,0 +1,102 @@
+"""The run page (``ui/runs/<id>/``) and the runs page (``ui/``): HTML shells around the API.
+
+The pages render server-side only what they need to boot; ``static/django_bridge/run.js``
+then reads the run from the API and refreshes itself while the run moves. Access follows the
+API exactly: the same authentication, permission classes and ``RUN_QUERYSET`` scoping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from rest_framework import exceptions
+
+from facade._registry import registry
+from facade._status import WorkflowStatus
+
+from .api.conf import api_settings
+from .api.permissions import scoped_runs
+from .api.views import RunViewSet
+from .models import WorkflowRun
+
+__all__ = ["run_page", "runs_page"]
+
+
+def _api_view(request: HttpRequest, action: str, **kwargs: Any) -> RunViewSet:
+    """A RunViewSet bound to this request, to reuse the API's access rules."""
+    view = RunViewSet(action=action, action_map={"get": action}, kwargs=kwargs, format_kwarg=None, args=())
+    view.request = view.initialize_request(request, **kwargs)
+    view.headers = {}
+    try:
+        view.perform_authentication(view.request)
+        view.check_permissions(view.request)
+    except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed, exceptions.PermissionDenied) as exc:
+        if not view.request.user.is_authenticated:
+            raise _LoginRequired() from exc
+        raise PermissionDenied(str(exc.detail)) from exc
+    return view
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+def _guard(request: HttpRequest, action: str, **kwargs: Any) -> RunViewSet | HttpResponse:
+    try:
+        return _api_view(request, action, **kwargs)
+    except _LoginRequired:
+        return redirect_to_login(request.get_full_path())
+
+
+def run_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: progress, the action form, waiting and completion screens, step history."""
+    view = _guard(request, "retrieve", pk=str(pk))
+    if isinstance(view, HttpResponse):
+        return view
+    try:
+        run = view.get_object()
+    except exceptions.NotFound:
+        raise Http404(f"No workflow run {pk}.") from None
+    except exceptions.PermissionDenied as exc:
+        raise PermissionDenied(str(exc.detail)) from None
+    config = {
+        "run_id": run.pk,
+        "run_url": reverse("django_bridge:run-detail", args=[run.pk]),
+        "actions_schema_url": reverse("django_bridge:actions-schema"),
+        "runs_page_url": reverse("django_bridge:runs-page"),
+        "poll_ms": int(api_settings.PAGE_POLL_MS),
+    }
+    return render(request, "django_bridge/run.html", {"run": run, "config": config})
+
+
+def runs_page(request: HttpRequest) -> HttpResponse:
+    """Recent runs with links to their pages, and a form to start a workflow."""
+    view = _guard(request, "list")
+    if isinstance(view, HttpResponse):
+        return view
+    try:
+        runs = view.get_queryset()  # the API's filters: ?status=, ?name=, ...
+    except exceptions.ValidationError:
+        runs = scoped_runs(view.request, WorkflowRun.objects.all())
+    runs = runs.order_by("-created_at", "-id")
+    status = request.GET.get("status") or ""
+    config = {
+        "runs_url": reverse("django_bridge:run-list"),
+        "run_page_url": reverse("django_bridge:run-page", args=[0]),
+    }
+    return render(
+        request,
+        "django_bridge/runs.html",
+        {
+            "runs": runs[:100],
+            "workflows": registry.names(),
+            "status": status,
+            "statuses": WorkflowStatus.values,
+            "config": config,
+        },
+    )

@@ -1,0 +1,38 @@
+"""Django settings for ``scripts/bench.py``: a fresh SQLite file, as the test suite uses it.
+
+``bench.py`` sets ``BENCH_DB`` to a file in a temporary directory before Django loads this.
+"""
+
+import os
+
+from django_bridge.sqlite import SQLITE_OPTIONS
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False  # DEBUG=True would keep every SQL query in memory
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_bridge",
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["BENCH_DB"],
+        "OPTIONS": SQLITE_OPTIONS,
+    }
+}
+
+AUTOMATION: dict = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_ai.automation": {"handlers": ["console"], "level": "WARNING"}},
+}

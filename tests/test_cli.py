@@ -1,0 +1,109 @@
+"""manage.py start_run / send_signal / watch_run, in-process and as real processes."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_ai.automation.workflows.core import engine
+from django_ai.automation.workflows.statezero_action import submit_action
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(dev, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a management command in a new process, wired to the test's server, queue and DB."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "TEMPORAL_ADDRESS": dev.client.service_client.config.target_host,
+        "TEMPORAL_TASK_QUEUE": dev.task_queue,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "django", *args], cwd=ROOT, env=env, capture_output=True, timeout=timeout
+    )
+    # bytes, decoded by hand: text mode would turn the progress bar's \r into \n
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def run_command(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_start_run_parses_values_as_json(dev):
+    out = run_command("start_run", "signal_demo", "--kw", "who=Jane", "--kw", "count=3")
+    run_id = int(out.split(" run ", 1)[1].split(":", 1)[0])
+    run = dev.wait_until(run_id, lambda r: r.waiting_signal == "go")
+    assert run.data == {"who": "Jane", "count": 3}
+    assert f"run page: /statezero/ui/runs/{run_id}/" in out
+
+    with pytest.raises(CommandError, match="count"):
+        run_command("start_run", "signal_demo", "--kw", "count=lots")
+    with pytest.raises(CommandError, match="no workflow is registered"):
+        run_command("start_run", "no_such_workflow")
+    with pytest.raises(CommandError, match="key=value"):
+        run_command("start_run", "signal_demo", "--kw", "oops")
+
+
+def test_send_signal(dev):
+    first, second = engine.start("signal_demo"), engine.start("signal_demo")
+    for run in (first, second):
+        dev.wait_until(run, lambda r: r.waiting_signal == "go")
+    out = run_command("send_signal", "go", "--payload", '{"who": "cli"}', "--run-id", str(first.pk))
+    assert "reached 1 run" in out
+    assert dev.wait_until_finished(first).data["who"] == "cli"
+    assert dev.wait_until(second, lambda r: r.status == "suspended").status == "suspended"
+    with pytest.raises(CommandError, match="not valid JSON"):
+        run_command("send_signal", "go", "--payload", "{nope")
+    with pytest.raises(CommandError, match="count"):
+        run_command("send_signal", "go", "--payload", '{"count": "x"}')
+    assert "reached 1 run" in run_command("send_signal", "go")
+
+
+def test_watch_run_in_process(dev):
+    run = engine.start("expense_approval")
+    dev.wait_until(run, lambda r: r.current_step == "await_review")
+    with pytest.raises(CommandError, match="still suspended") as err:
+        run_command("watch_run", str(run.pk), "--timeout", "0.3", "--interval", "0.1")
+    assert err.value.returncode == 2
+    submit_action(run.pk, "submit_review", {"reviewer_notes": "ok", "priority": "low"})
+    out = run_command("watch_run", str(run.pk), "--interval", "0.05")
+    assert out.startswith("\r[")
+    assert "completed: Review Complete - Expense has been reviewed" in out
+    with pytest.raises(CommandError, match="no workflow run"):
+        run_command("watch_run", "987654")
+
+
+@pytest.mark.slow
+def test_commands_as_processes(dev):
+    """The real CLI: a live progress bar, exit codes, and a clean exit (os._exit)."""
+    proc = manage(
+        dev, "start_run", "progress_demo", "--kw", "rounds=3", "--kw", "pause_ms=150", "--watch", "--interval", "0.05"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\r[") >= 3  # redrawn while the run moves
+    assert "100%  completed" in proc.stdout and "completed: Worked - 3 rounds" in proc.stdout
+    assert " 33%" in proc.stdout or " 67%" in proc.stdout
+
+    broken = engine.start("broken_action")
+    dev.wait_until(broken, lambda r: r.status == "suspended")
+    submit_action(broken.pk, "break_it", {"note": "n"})
+    proc = manage(dev, "watch_run", str(broken.pk))
+    assert proc.returncode == 1
+    assert "failed" in proc.stdout and "cannot handle" in proc.stderr
+
+    waiting = engine.start("signal_demo")
+    dev.wait_until(waiting, lambda r: r.waiting_signal == "go")
+    proc = manage(dev, "send_signal", "go", "--run-id", str(waiting.pk), "--payload", '{"who": "process"}')
+    assert proc.returncode == 0, proc.stderr
+    assert "reached 1 run" in proc.stdout
+    assert dev.wait_until_finished(waiting).data["who"] == "process"
