@@ -54,6 +54,22 @@ async def _search_attributes_ready(client: Any, namespace: str) -> bool:
     return ready
 
 
+def _initial_search_attributes(run: WorkflowRun) -> Any:
+    """The run's entry state as search attributes, set with the start (no history event)."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from temporal_worker.interpreter import SEARCH_ATTRIBUTE_KEYS
+
+    status, step, waiting = SEARCH_ATTRIBUTE_KEYS
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(status, str(run.status)),
+            SearchAttributePair(step, run.current_step),
+            SearchAttributePair(waiting, run.waiting_signal),
+        ]
+    )
+
+
 class Engine:
     """Start, signal, cancel and retry workflow runs."""
 
@@ -110,6 +126,7 @@ class Engine:
                 id=run.temporal_workflow_id or "",
                 task_queue=run.task_queue,
                 static_summary=f"{run.name} run {run.pk}",
+                search_attributes=_initial_search_attributes(run) if sa else None,
             )
             return handle.result_run_id or ""
 
@@ -118,7 +135,7 @@ class Engine:
         for attempt in range(1, attempts + 1):
             try:
                 temporal_run_id = bridge.run_sync(submit(), timeout=30)
-            except Exception as exc:  # connection refused, timeouts, server errors
+            except (RPCError, RuntimeError, OSError, TimeoutError) as exc:  # refused, unreachable, timed out
                 last = exc
                 logger.warning("starting %s on Temporal failed (attempt %s/%s): %s", run, attempt, attempts, exc)
                 if attempt < attempts:

@@ -25,6 +25,9 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["BENCH_DB"],
         "OPTIONS": SQLITE_OPTIONS,
+        # What docs/deployment recommends for workers: keep each step thread's connection
+        # instead of reconnecting for every step (close_old_connections honours this).
+        "CONN_MAX_AGE": 600,
     }
 }
 

@@ -58,6 +58,15 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
         if inp.get("on_fail"):
             return _run_on_fail(inp)
         return _run_step(inp)
+    except WorkflowRun.DoesNotExist:
+        # The row was deleted (admin, a flushed test database): retrying cannot bring it back,
+        # and retrying forever would keep the workflow open. End it.
+        raise ApplicationError(
+            f"workflow {inp.get('workflow')!r} run {inp.get('run_id')}: its WorkflowRun row was deleted, "
+            "so the run cannot go on; start a new run.",
+            type="RunDeleted",
+            non_retryable=True,
+        ) from None
     finally:
         close_old_connections()
 

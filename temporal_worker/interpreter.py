@@ -89,6 +89,10 @@ class InterpreterWorkflow:
         self.seq = int(inp.get("seq", 0))
         self.state.update(inp.get("state") or {})
         self.state["current_step"] = inp["start_step"]
+        # The engine sets the search attributes at start: publish only what changes from there.
+        sa = workflow.info().typed_search_attributes
+        if self.options.get("search_attributes") and sa.get(STATUS_KEY) is not None:
+            self._published = (sa.get(STATUS_KEY) or "", sa.get(STEP_KEY) or "", sa.get(WAITING_KEY) or "")
         self._early = {(k[0], int(k[1])): v for k, v in inp.get("early_signals") or []}
         # "entry" is set when this run continued as new in the middle of a run.
         entry = inp.get("entry") or {"resume": bool(inp.get("resume"))}
@@ -207,7 +211,10 @@ class InterpreterWorkflow:
         spec_step = self.spec["steps"][step]
         retry = spec_step["retry"]
         self._set(status="running", waiting_for="")
-        self._publish()
+        if self._published is not None and self._published[0] != "running":
+            # Leaving a wait: say so. Step-to-step moves are not published, since each upsert is a
+            # history event; the step attribute names where the run last started or blocked.
+            self._publish()
         try:
             result = await workflow.execute_activity(
                 f"{self.name}.{step}",

@@ -63,7 +63,8 @@ def entry_fields(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
 
 def update_run(run_id: int, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
-    WorkflowRun.objects.filter(pk=run_id).update(**fields)
+    if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
+        raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
 
 
 def _step_row(run_id: int, seq: int, step: str, status: str, error: str = "", display: Any = None) -> None:

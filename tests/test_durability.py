@@ -299,3 +299,26 @@ def test_exhausted_retries_fail_in_temporal_and_in_the_projection(active_dev, tm
     assert dw.executions(tmp_path, "flaky") == 2
     assert step_rows(run) == [("flaky", "failed")]
     wait_for_temporal_status(active_dev, run, WorkflowExecutionStatus.FAILED)
+
+
+def test_run_whose_row_was_deleted_ends_instead_of_retrying_forever(active_dev):
+    """A deleted row cannot come back: the workflow ends (failed) rather than retry forever."""
+    run = active_dev.wait_until(engine.start("approval"), lambda r: r.status == "suspended")
+    workflow_id = run.temporal_workflow_id
+    WorkflowRun.objects.filter(pk=run.pk).delete()
+
+    async def signal_and_wait():
+        handle = active_dev.client.get_workflow_handle(workflow_id)
+        await handle.signal("manager_approval", {"approved": True})  # by hand: the row is gone
+        try:
+            await handle.result()
+        except Exception as exc:
+            return exc
+        return None
+
+    error = bridge.run_sync(signal_and_wait(), timeout=60)
+    messages = []
+    while error is not None:  # WorkflowFailureError -> ActivityError -> ApplicationError
+        messages.append(str(error))
+        error = error.__cause__ or getattr(error, "cause", None)
+    assert any("row was deleted" in m for m in messages), messages

@@ -1,10 +1,10 @@
 """The Temporal history reads like the workflow: named activities, summaries, details."""
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.converter import PayloadConverter
 
 from django_ai.automation.workflows.core import engine
 from django_ai.automation.workflows.models import WorkflowStatus
-from temporalio.converter import PayloadConverter
 from tests.testapp import guide_display  # noqa: F401
 
 

@@ -255,7 +255,18 @@ def test_live_run_replays(active_dev, tmp_path, kind):
         replay(history)
         if RECORD:
             HISTORIES.mkdir(exist_ok=True)
-            (HISTORIES / f"{label}.json").write_text(history.to_json() + "\n")
+            (HISTORIES / f"{label}.json").write_text(scrub_paths(history.to_json()) + "\n")
+
+
+def scrub_paths(text: str) -> str:
+    """Drop this machine's paths from stack traces in failures (data only: replay ignores it)."""
+    import site
+    import sys
+
+    prefixes = [str(Path(p)) + "/" for p in [*site.getsitepackages(), sys.prefix, sys.base_prefix, Path(__file__).resolve().parents[1]]]
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix, "")
+    return text
 
 
 # ---------------------------------------------------------------------- committed recordings

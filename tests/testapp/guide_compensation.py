@@ -8,7 +8,13 @@ from pydantic import BaseModel
 
 from django_ai.automation.workflows.core import Retry, complete, fail, get_context, goto, on_fail, step, workflow
 from django_ai.automation.workflows.models import WorkflowRun
-from tests.testapp.services import PaymentServiceError, external_service, inventory_service, payment_service, shipping_service
+from tests.testapp.services import (
+    PaymentServiceError,
+    external_service,
+    inventory_service,
+    payment_service,
+    shipping_service,
+)
 
 logger = logging.getLogger(__name__)
 

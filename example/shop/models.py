@@ -1,0 +1,1 @@
+# The example keeps its state in the workflows' Context; runs live in django_bridge.WorkflowRun.

@@ -1,0 +1,150 @@
+"""The workflows guide's examples, as written there, discovered because this is ``shop.workflows``.
+
+Names are unique per project, so the guide's branching snippet runs as ``order_routing``.
+"""
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+from django_ai.automation.workflows.core import complete, get_context, goto, sleep, step, wait, workflow
+
+
+# Quick Start 1: a single step.
+@workflow("user_onboarding")
+class UserOnboardingWorkflow:
+    class Context(BaseModel):
+        user_id: int
+        email_sent: bool = False
+        profile_completed: bool = False
+
+    @classmethod
+    def create_context(cls, user_id: int):
+        return cls.Context(user_id=user_id)
+
+    @step(start=True)
+    def send_welcome_email(self):
+        ctx = get_context()
+        # Send email logic here
+        ctx.email_sent = True
+        return complete()
+
+
+# Quick Start 2: steps chained with goto.
+@workflow("order_fulfillment")
+class OrderFulfillmentWorkflow:
+    class Context(BaseModel):
+        order_id: int
+        payment_confirmed: bool = False
+        items_reserved: bool = False
+        shipped: bool = False
+
+    @step(start=True)
+    def confirm_payment(self):
+        ctx = get_context()
+        # Payment processing logic
+        ctx.payment_confirmed = True
+        return goto(self.reserve_inventory)
+
+    @step()
+    def reserve_inventory(self):
+        ctx = get_context()
+        # Inventory logic
+        ctx.items_reserved = True
+        return goto(self.ship_order)
+
+    @step()
+    def ship_order(self):
+        ctx = get_context()
+        # Shipping logic
+        ctx.shipped = True
+        return complete()
+
+
+# "Navigation Between Steps": the next step depends on the Context.
+@workflow("order_routing")
+class OrderRoutingWorkflow:
+    class Context(BaseModel):
+        order_total: float
+        approval_required: bool = False
+        fulfilled: bool = False
+
+    @step(start=True)
+    def process_order(self):
+        ctx = get_context()
+
+        if ctx.order_total > 1000:
+            return goto(self.require_approval)
+        else:
+            return goto(self.fulfill_immediately)
+
+    @step()
+    def require_approval(self):
+        # Approval logic
+        get_context().approval_required = True
+        return goto(self.fulfill_immediately, progress=0.5)
+
+    @step()
+    def fulfill_immediately(self):
+        # Fulfillment logic
+        get_context().fulfilled = True
+        return complete(
+            display_title="Order fulfilled",
+            display_subtitle=f"Total {get_context().order_total:.2f}",
+        )
+
+
+# "Sleep/Delays": a reminder every 24 hours (a durable Temporal timer), then escalation.
+@workflow("reminders")
+class ReminderWorkflow:
+    class Context(BaseModel):
+        reminders_sent: int = 0
+        escalated: bool = False
+
+    @step(start=True)
+    def send_reminder(self):
+        # Send initial reminder
+        ctx = get_context()
+        ctx.reminders_sent += 1
+
+        if ctx.reminders_sent < 3:
+            # Wait 24 hours before next reminder
+            return sleep(timedelta(hours=24))
+        else:
+            return goto(self.escalate)
+
+    @step()
+    def escalate(self):
+        get_context().escalated = True
+        return complete(display_title="Escalated", display_subtitle="No answer after 3 reminders")
+
+
+# "Waiting for Signals": a manager's approval, then the user's answer within 7 days.
+# A run resumes at the next step in class order once its signal arrives.
+@workflow("approval")
+class ApprovalWorkflow:
+    class Context(BaseModel):
+        approved: bool = False
+        notes: str = ""
+        answer: str = ""
+        status: str = ""
+
+    @step(start=True)
+    def wait_for_approval(self):
+        # Wait indefinitely for approval signal
+        return wait.for_signal("manager_approval")
+
+    @step()
+    def wait_with_timeout(self):
+        # Wait for signal with timeout fallback
+        return wait.for_signal("user_response", timeout=timedelta(days=7), on_timeout="send_final_notice")
+
+    @step()
+    def record_response(self):
+        # Reached when user_response arrived in time; its payload is merged into the Context.
+        return complete(status="answered")
+
+    @step()
+    def send_final_notice(self):
+        # Timeout handler
+        return complete(status="expired")
