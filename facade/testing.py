@@ -171,6 +171,8 @@ class TemporalTestEnvironment:
 
         bridge.run_sync(shutdown(), timeout=60)
         self._worker_task = None
+        # Close the step threads' database connections (they persist with CONN_MAX_AGE).
+        self._worker.config()["activity_executor"].shutdown(wait=True)
 
     def stop(self) -> None:
         from django_bridge.conf import automation_settings

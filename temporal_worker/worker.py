@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from typing import Any
 
 from temporalio.client import Client
@@ -11,7 +12,35 @@ from temporalio.worker import Worker
 from temporal_worker.activities import dispatch
 from temporal_worker.interpreter import InterpreterWorkflow
 
-__all__ = ["build_worker"]
+__all__ = ["StepExecutor", "build_worker"]
+
+
+class StepExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The thread pool that runs steps; shutting it down closes its threads' DB connections.
+
+    Django connections belong to the thread that opened them. With persistent connections
+    (``CONN_MAX_AGE``) an idle step thread would keep its connection open after the worker
+    stopped, which for example blocks dropping a test database on Postgres.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        threads = len(self._threads)
+        if threads and not self._shutdown:
+            # One task per thread: the barrier keeps a thread from taking two.
+            barrier = threading.Barrier(threads)
+            futures = [self.submit(_close_connections, barrier) for _ in range(threads)]
+            concurrent.futures.wait(futures, timeout=10)
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _close_connections(barrier: threading.Barrier) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    try:
+        barrier.wait(timeout=5)
+    except threading.BrokenBarrierError:
+        pass
 
 
 def build_worker(client: Client, task_queue: str | None = None, *, max_concurrent_steps: int | None = None, **kwargs: Any) -> Worker:
@@ -28,7 +57,7 @@ def build_worker(client: Client, task_queue: str | None = None, *, max_concurren
         task_queue=task_queue or str(s.TASK_QUEUE),
         workflows=[InterpreterWorkflow],
         activities=[dispatch],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="step"),
+        activity_executor=StepExecutor(max_workers=threads, thread_name_prefix="step"),
         max_concurrent_activities=threads,
         **kwargs,
     )
