@@ -92,52 +92,50 @@ def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta |
 def record_directive(
     run: dict[str, Any], spec: dict[str, Any], step: str, seq: int, data: dict[str, Any], directive: dict[str, Any]
 ) -> None:
-    """Write the transition a step's result causes, before the workflow applies it."""
-    run_id = run["id"]
+    """Write the transition a step's result causes, before the workflow applies it.
+
+    One UPDATE of the run (with the result itself in ``last_transition``, for a retried attempt
+    to answer from) and, for a finished step, one history row.
+    """
     kind = directive["kind"]
-    display = spec["steps"][step].get("display")
     now = timezone.now()
+    fields: dict[str, Any] = {"current_step": step, **CLEAR_WAIT}
+    row: tuple[str, str] | None = (StepStatus.COMPLETED, "")
+    if kind == "goto":
+        fields = entry_fields(spec, directive["step"], seq + 1)
+        if directive.get("progress") is not None:
+            fields["progress"] = directive["progress"]
+    elif kind == "sleep":
+        fields.update(status=WorkflowStatus.WAITING, wake_at=now + timedelta(seconds=directive["seconds"]))
+        row = None  # D13: sleeps are not history
+    elif kind == "wait":
+        fields.update(
+            status=WorkflowStatus.SUSPENDED,
+            waiting_signal=directive["signal"],
+            wait_seq=seq,
+            on_timeout_step=directive.get("on_timeout") or "",
+            wake_at=now + timedelta(seconds=directive["timeout"]) if directive.get("timeout") else None,
+            waiting_display=directive.get("display") or {},
+        )
+        row = None  # D13: suspending is not history
+    elif kind == "complete":
+        fields.update(
+            status=WorkflowStatus.COMPLETED, progress=1.0, completion_display=directive.get("display") or {},
+            finished_at=now,
+        )
+    elif kind == "fail":
+        fields["error"] = directive["reason"]
+        if not spec.get("on_fail"):  # otherwise the @on_fail activity marks it failed, after running
+            fields.update(status=WorkflowStatus.FAILED, finished_at=now)
+        row = (StepStatus.FAILED, directive["reason"])
+    elif kind == "subflow":
+        fields.update(status=WorkflowStatus.SUSPENDED, active_child_id=directive["child"]["run_id"])
     with transaction.atomic():
-        update_run(run_id, last_transition={"seq": seq, "step": step, "directive": directive})
-        if kind == "goto":
-            fields = entry_fields(spec, directive["step"], seq + 1)
-            if directive.get("progress") is not None:
-                fields["progress"] = directive["progress"]
-            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
-            update_run(run_id, data=data, **fields)
-        elif kind == "sleep":
-            update_run(
-                run_id, data=data, status=WorkflowStatus.WAITING, current_step=step,
-                **{**CLEAR_WAIT, "wake_at": now + timedelta(seconds=directive["seconds"])},
-            )
-        elif kind == "wait":
-            update_run(
-                run_id,
-                data=data,
-                status=WorkflowStatus.SUSPENDED,
-                current_step=step,
-                waiting_signal=directive["signal"],
-                wait_seq=seq,
-                on_timeout_step=directive.get("on_timeout") or "",
-                wake_at=now + timedelta(seconds=directive["timeout"]) if directive.get("timeout") else None,
-                waiting_display=directive.get("display") or {},
-            )
-        elif kind == "complete":
-            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
-            update_run(
-                run_id, data=data, status=WorkflowStatus.COMPLETED, progress=1.0, current_step=step,
-                completion_display=directive.get("display") or {}, finished_at=now, **CLEAR_WAIT,
-            )
-        elif kind == "fail":
-            _step_row(run_id, seq, step, StepStatus.FAILED, error=directive["reason"], display=display)
-            fields = {"status": WorkflowStatus.FAILED, "finished_at": now} if not spec.get("on_fail") else {}
-            update_run(run_id, data=data, error=directive["reason"], current_step=step, **CLEAR_WAIT, **fields)
-        elif kind == "subflow":
-            _step_row(run_id, seq, step, StepStatus.COMPLETED, display=display)
-            update_run(
-                run_id, data=data, status=WorkflowStatus.SUSPENDED, current_step=step,
-                active_child_id=directive["child"]["run_id"], **CLEAR_WAIT,
-            )
+        update_run(
+            run["id"], data=data, last_transition={"seq": seq, "step": step, "directive": directive}, **fields
+        )
+        if row is not None:
+            _step_row(run["id"], seq, step, row[0], error=row[1], display=spec["steps"][step].get("display"))
 
 
 def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
