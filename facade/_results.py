@@ -175,17 +175,7 @@ class _WaitFactory:
     ) -> Wait:
         return _build_wait(signal, timeout, on_timeout, display_title, display_subtitle, display_waiting_for)
 
-    def for_signal(
-        self,
-        signal: str,
-        timeout: timedelta | None = None,
-        on_timeout: Any = None,
-        *,
-        display_title: str | None = None,
-        display_subtitle: str | None = None,
-        display_waiting_for: str | None = None,
-    ) -> Wait:
-        return _build_wait(signal, timeout, on_timeout, display_title, display_subtitle, display_waiting_for)
+    for_signal = __call__  # wait("x") is wait.for_signal("x") (D6)
 
     def for_event(
         self,

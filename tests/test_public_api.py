@@ -116,10 +116,9 @@ def test_models_are_the_projection_models():
     assert models.StepExecution is bridge_models.StepExecution
 
 
+@pytest.mark.skipif(not GUIDE.exists(), reason="the guides live in shared/, beside the repository (CI has them)")
 def test_every_workflows_import_line_of_the_guide_runs():
     """Each ``from django_ai.automation.workflows.X import a, b`` line of the guide, executed."""
-    if not GUIDE.exists():
-        pytest.skip(f"{GUIDE} not present")
     lines = re.findall(r"^from (django_ai\.automation\.workflows\.\w+) import (.+)$", GUIDE.read_text(), re.M)
     assert len(lines) >= 10
     for path, names in lines:
