@@ -83,6 +83,7 @@ class StepDef:
     action: dict[str, Any] | None  # JSON part, in the spec: {"name": ...}
     params: list[str]
     action_options: dict[str, Any] | None = None  # serializer, permissions, ...: worker/web side only
+    required_params: list[str] = field(default_factory=list)  # parameters without a default
 
     def to_spec(self) -> dict[str, Any]:
         return {
@@ -235,7 +236,12 @@ def build_definition(
         display = marker.display
         if action is not None and action.get("display") is not None:
             display = action["display"]
-        params = [p for p in list(inspect.signature(fn).parameters)[1:]]
+        signature = list(inspect.signature(fn).parameters.values())[1:]  # after self
+        params = [p.name for p in signature]
+        required = [
+            p.name for p in signature
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
         steps[attr] = StepDef(
             name=attr,
             start=marker.start,
@@ -247,6 +253,7 @@ def build_definition(
             action={"name": action["name"]} if action else None,
             params=params,
             action_options=dict(action) if action else None,
+            required_params=required,
         )
 
     if not steps:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from django_bridge.models import WorkflowRun
 from facade._context import bind_context
-from facade._definition import WorkflowDefinition, _validation_summary
+from facade._definition import StepDef, WorkflowDefinition, _validation_summary
 from facade._errors import AutomationError, StepResultError, TemporalUnavailableError
 from facade._registry import registry
 from facade._results import (
@@ -172,7 +171,7 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
     instance = definition.cls()
     instance.context = ctx
     try:
-        kwargs = _step_kwargs(definition, step_name, step.params, inp)
+        kwargs = _step_kwargs(definition, step, inp)
     except AutomationError as exc:
         return _finish(run_id, spec, step_name, seq, ctx, Fail(exc.message))
     heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
@@ -198,7 +197,8 @@ def _run_step(inp: dict[str, Any]) -> dict[str, Any]:
         return _finish(run_id, spec, step_name, seq, ctx, result, definition=definition)
 
 
-def _step_kwargs(definition: WorkflowDefinition, step_name: str, params: list[str], inp: dict[str, Any]) -> dict[str, Any]:
+def _step_kwargs(definition: WorkflowDefinition, step: StepDef, inp: dict[str, Any]) -> dict[str, Any]:
+    step_name, params = step.name, step.params
     kwargs: dict[str, Any] = {}
     if inp.get("action_args") is not None:
         kwargs.update({k: v for k, v in inp["action_args"].items() if k in params})
@@ -215,11 +215,7 @@ def _step_kwargs(definition: WorkflowDefinition, step_name: str, params: list[st
         kwargs["subflow_result"] = SubflowResult(
             status=raw["status"], context=child_context, run_id=raw["run_id"], error=raw.get("error")
         )
-    missing = [
-        p for p, param in inspect.signature(getattr(definition.cls, step_name)).parameters.items()
-        if p != "self" and p not in kwargs and param.default is inspect.Parameter.empty
-        and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
-    ]
+    missing = [p for p in step.required_params if p not in kwargs]
     if missing:
         raise StepResultError(
             f"workflow {definition.name!r} step {step_name!r} takes {missing} but the run entered it without them; "
