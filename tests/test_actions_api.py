@@ -144,7 +144,7 @@ def test_failing_step_answers_with_the_failed_display(dev, api):
     run.refresh_from_db()
     assert run.status == "failed"
     assert "cannot handle 'x'" in run.error
-    # DESIGN pitfall: the update handler must not fail workflow tasks while the step fails.
+    # A known pitfall: the update handler must not fail workflow tasks while the step fails.
     history = dev.history(run)
     assert not [e for e in history.events if "WORKFLOW_TASK_FAILED" in str(e.event_type)]
 

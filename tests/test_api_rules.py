@@ -1,4 +1,5 @@
-"""The rules of DECISIONS.md (D1-D13) and the guide examples of the core sections, on the dev server.
+"""The behaviour rules of docs/semantics.md (context, control flow, history) and the guide examples of the
+core sections, on the dev server.
 
 Each test names the rule it proves. Runs are observed through their projection rows
 (``WorkflowRun``/``StepExecution``) and, where "nothing happened" must be shown, through the
@@ -91,7 +92,10 @@ def test_guide_completion_and_failure(dev):
 
 
 def test_guide_wait_for_approval_signal_then_next_step(dev):
-    """The "Waiting for Signals" example: manager_approval, then user_response (D6 return form)."""
+    """The "Waiting for Signals" example: manager_approval, then user_response.
+
+    Return form (semantics: "Gate waits and return waits").
+    """
     run = engine.start("approval")
     dev.wait_until(run, suspended_on("manager_approval"))
     assert engine.signal("manager_approval", {"approved": True, "notes": "Looks good"}) == 1
@@ -107,7 +111,8 @@ def test_guide_wait_for_approval_signal_then_next_step(dev):
 
 
 def test_guide_wait_for_event_merges_event_fields(dev):
-    """D6: wait_for_event("X") waits on signal "event:X"; event_id/event_name/entity_id merge (D3)."""
+    """wait_for_event("X") waits on signal "event:X" (semantics: "Gate waits and return waits");
+    event_id/event_name/entity_id merge (semantics: "Merging data into the Context")."""
     run = engine.start("payment_wait")
     run = dev.wait_until(run, suspended_on("event:payment_received"))
     assert engine.signal("payment_received", {"event_id": 1}) == 0  # the bare name is another signal
@@ -155,7 +160,7 @@ def test_guide_signal_payload_merges_into_review_context(dev, capsys):
 
 
 def test_guide_progress_example(dev):
-    """Progress Tracking: 0.25/0.5/0.75 after each goto, complete() sets 1.0 (D10)."""
+    """Progress Tracking: 0.25/0.5/0.75 after each goto, complete() sets 1.0 (semantics: "Progress")."""
     token = uuid.uuid4().hex
     run = engine.start("rules_progress_guide", token=token)
     run = dev.wait_until_finished(run)
@@ -170,7 +175,7 @@ def test_guide_progress_example(dev):
     assert display.get("waiting_display", {}).get("display_title", "Processing...") == "Processing..."
 
 
-def test_guide_step_execution_history_and_d13_fail_row(dev, capsys):
+def test_guide_step_execution_history_and_fail_row(dev, capsys):
     """Step Execution History, as written: completed and failed rows with errors."""
     run = engine.start("rules_history", end="fail", signal=f"rules:history:{uuid.uuid4().hex}")
     dev.wait_until(run, lambda r: r.status == WorkflowStatus.SUSPENDED)
@@ -184,7 +189,7 @@ def test_guide_step_execution_history_and_d13_fail_row(dev, capsys):
             print(f"   Error: {execution.error}")
     out = capsys.readouterr().out
     assert "✅ first" in out and "❌ last" in out and "Error: the reviewer said no" in out
-    # D13: fail() records a failed row with the reason, after the completed ones.
+    # fail() records a failed row with the reason, after the completed ones (semantics: "Step history").
     assert run.status == WorkflowStatus.FAILED and run.error == "the reviewer said no"
     assert rows(run) == [("first", "completed"), ("sleeper", "completed"), ("last", "failed")]
     assert run.step_executions.get(status="failed").error == "the reviewer said no"
@@ -200,20 +205,20 @@ def test_guide_retry_policies(dev):
     endpoint = f"https://api.example.test/{uuid.uuid4().hex}"
     rw.API_RESPONSES[endpoint] = [503]
     run = engine.start("rules_api_integration", endpoint=endpoint)
-    # While backing off after the 503 the run is WAITING with its wake-up time (D11).
+    # While backing off after the 503 the run is WAITING with its wake-up time (semantics: "Step retries").
     waiting = dev.wait_until(run, lambda r: r.status == WorkflowStatus.WAITING)
     assert waiting.current_step == "call_external_api" and waiting.wake_at is not None
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert rw.API_CALLS[endpoint] == 2 and run.data["finished"] is True
-    # The failed attempt is not a history row (D13): one completed row per step.
+    # The failed attempt is not a history row (semantics: "Step history"): one completed row per step.
     assert rows(run) == [("begin", "completed"), ("call_external_api", "completed"), ("next_step", "completed")]
 
 
-# ---------------------------------------------------------------------------- D1 context
+# ------------------------------------------------------ semantics: "Where the Context is available"
 
 
-def test_d1_get_context_is_self_context_in_step_and_on_fail(dev):
+def test_get_context_is_self_context_in_step_and_on_fail(dev):
     ok = engine.start("rules_context_identity")
     failed = engine.start("rules_context_identity", fail_it=True)
     ok, failed = dev.wait_until_finished(ok), dev.wait_until_finished(failed)
@@ -223,7 +228,7 @@ def test_d1_get_context_is_self_context_in_step_and_on_fail(dev):
     assert failed.data["in_step_same"] is True and failed.data["in_on_fail_same"] is True
 
 
-def test_d1_get_context_outside_a_step_says_where_it_works():
+def test_get_context_outside_a_step_says_where_it_works():
     with pytest.raises(ContextUnavailableError) as err:
         get_context()
     message = str(err.value)
@@ -233,11 +238,12 @@ def test_d1_get_context_outside_a_step_says_where_it_works():
     assert "run.data" in message  # and what to do instead
 
 
-# ---------------------------------------------------------------------------- D2 context survives raises
+# -------------------------------------------------- semantics: "Failed attempts keep their context"
 
 
-def test_d2_changes_before_an_exception_reach_the_next_attempt(dev):
-    """The guide's ``ctx.attempts += 1; raise``: without D2 attempts would stay 1 and never pass 2."""
+def test_changes_before_an_exception_reach_the_next_attempt(dev):
+    """The guide's ``ctx.attempts += 1; raise``: if failed attempts lost their context, attempts would stay 1
+    and never pass 2 (semantics: "Failed attempts keep their context")."""
     run = engine.start("rules_checkout_ops", reservation_id=1, fail_times=2)
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error
@@ -245,31 +251,31 @@ def test_d2_changes_before_an_exception_reach_the_next_attempt(dev):
     assert rows(run) == [("notify_housekeeping", "completed"), ("finalize", "completed")]
 
 
-def test_d2_checkout_ops_notify_housekeeping_as_in_the_guide(dev):
+def test_checkout_ops_notify_housekeeping_as_in_the_guide(dev):
     run = engine.start("rules_checkout_ops", reservation_id=9)  # fails once, like the guide
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data["attempts"] == 2 and run.data["final_state"] == "ok"
 
 
-# ---------------------------------------------------------------------------- D3 merging
+# ------------------------------------------------------- semantics: "Merging data into the Context"
 
 
-def test_d3_complete_merges_only_context_fields(dev):
+def test_complete_merges_only_context_fields(dev):
     run = dev.wait_until_finished(engine.start("rules_complete_merge"))
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data == {"count": 3, "kind": "unknown_keys"}
     assert run.completion_display == {"display_title": "Done"}
 
 
-def test_d3_complete_with_values_that_fail_the_context_fails_the_run(dev):
+def test_complete_with_values_that_fail_the_context_fails_the_run(dev):
     run = dev.wait_until_finished(engine.start("rules_complete_merge", kind="bad_value"))
     assert run.status == WorkflowStatus.FAILED
     assert "rules_complete_merge" in run.error and "'produce'" in run.error and "count" in run.error
     assert run.data["count"] == 0
 
 
-def test_d3_refused_payload_changes_and_wakes_no_run(dev):
+def test_refused_payload_changes_and_wakes_no_run(dev):
     """A payload one waiting Context refuses raises at the sender; no run is signalled at all."""
     as_int = engine.start("rules_shared_int")
     as_str = engine.start("rules_shared_str")
@@ -290,7 +296,7 @@ def test_d3_refused_payload_changes_and_wakes_no_run(dev):
     assert as_int.data == {"count": 5} and as_str.data == {"count": 5}
 
 
-def test_d3_refused_payload_for_the_review_example(dev):
+def test_refused_payload_for_the_review_example(dev):
     run = dev.wait_until(engine.start("review"), suspended_on("review_completed"))
     with pytest.raises(SignalPayloadError):
         engine.signal("review_completed", {"reviewer_name": "Jane", "approved": "perhaps"})
@@ -301,17 +307,17 @@ def test_d3_refused_payload_for_the_review_example(dev):
     assert dev.wait_until_finished(run).data["reviewer_name"] == "Jane"
 
 
-# ---------------------------------------------------------------------------- D4 goto
+# ------------------------------------------------------------------------ semantics: "Goto targets"
 
 
-def test_d4_goto_by_name_and_by_bound_method(dev):
+def test_goto_by_name_and_by_bound_method(dev):
     run = dev.wait_until_finished(engine.start("rules_goto"))
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data["path"] == ["start", "by_name", "by_method"]
 
 
 @pytest.mark.parametrize("target", ["nowhere", "helper"])
-def test_d4_goto_to_a_non_step_fails_naming_workflow_step_and_target(dev, target):
+def test_goto_to_a_non_step_fails_naming_workflow_step_and_target(dev, target):
     run = dev.wait_until_finished(engine.start("rules_goto", target=target))
     assert run.status == WorkflowStatus.FAILED
     assert "rules_goto" in run.error and "'start'" in run.error and repr(target) in run.error
@@ -320,10 +326,10 @@ def test_d4_goto_to_a_non_step_fails_naming_workflow_step_and_target(dev, target
     assert StepExecution.objects.get(run_id=run.pk).error == run.error
 
 
-# ---------------------------------------------------------------------------- D5 sleep
+# ------------------------------------------------------ semantics: "Sleep runs the same step again"
 
 
-def test_d5_sleep_runs_the_same_step_again_without_history_rows(dev):
+def test_sleep_runs_the_same_step_again_without_history_rows(dev):
     run = engine.start("rules_sleep_loop", sleep_ms=1000, times=2)
     waiting = dev.wait_until(run, lambda r: r.status == WorkflowStatus.WAITING)
     assert waiting.current_step == "tick" and waiting.wake_at is not None
@@ -334,21 +340,21 @@ def test_d5_sleep_runs_the_same_step_again_without_history_rows(dev):
     assert rows(run) == [("tick", "completed"), ("done", "completed")]
 
 
-# ---------------------------------------------------------------------------- D6 return-form waits
+# ------------------------------------- return-form waits (semantics: "Gate waits and return waits")
 
 
-def test_d6_wait_forms_are_the_same():
+def test_wait_forms_are_the_same():
     assert wait("x") == wait.for_signal("x")
     assert wait("x").signal == "x"
     assert wait_for_event("X").signal == "event:X" == wait.for_event("X").signal
     assert wait_for_event("X").event == "X"
 
 
-def test_d6_resumes_at_the_next_declared_step_and_completes_after_the_last(dev):
+def test_return_form_wait_resumes_at_the_next_declared_step_and_completes_after_the_last(dev):
     signal = f"rules:resume:{uuid.uuid4().hex}"
     run = engine.start("rules_wait_resume", signal=signal)
     run = dev.wait_until(run, suspended_on(signal))
-    assert run.current_step == "ask" and rows(run) == []  # suspending records no row (D13)
+    assert run.current_step == "ask" and rows(run) == []  # suspending records no row (semantics: "Step history")
     assert engine.signal(signal, {"value": "first"}) == 1
     run = dev.wait_until(run, suspended_on(signal + ":end"))
     assert run.current_step == "last_wait"
@@ -361,10 +367,10 @@ def test_d6_resumes_at_the_next_declared_step_and_completes_after_the_last(dev):
     assert rows(run) == [("after_ask", "completed")]
 
 
-# ---------------------------------------------------------------------------- D7 timeouts
+# ----------------------------------------------------------------------- semantics: "Wait timeouts"
 
 
-def test_d7_timeout_goes_to_on_timeout(dev):
+def test_wait_timeout_goes_to_on_timeout(dev):
     signal = f"rules:timeout:{uuid.uuid4().hex}"
     run = engine.start("rules_wait_timeout", signal=signal, with_fallback=True)
     run = dev.wait_until_finished(run)
@@ -373,7 +379,7 @@ def test_d7_timeout_goes_to_on_timeout(dev):
     assert rows(run) == [("timed_out", "completed")]
 
 
-def test_d7_timeout_without_on_timeout_fails_the_run(dev):
+def test_wait_timeout_without_on_timeout_fails_the_run(dev):
     signal = f"rules:timeout:{uuid.uuid4().hex}"
     run = engine.start("rules_wait_timeout", signal=signal, with_fallback=False)
     run = dev.wait_until_finished(run)
@@ -383,7 +389,7 @@ def test_d7_timeout_without_on_timeout_fails_the_run(dev):
     assert run.waiting_signal == ""
 
 
-def test_d7_signal_before_the_timeout_wins(dev):
+def test_signal_before_the_timeout_wins(dev):
     signal = f"rules:timeout:{uuid.uuid4().hex}"
     run = engine.start("rules_wait_timeout", signal=signal, timeout_ms=20000)
     dev.wait_until(run, suspended_on(signal))
@@ -392,10 +398,10 @@ def test_d7_signal_before_the_timeout_wins(dev):
     assert run.data["outcome"] == "answered", run.error
 
 
-# ---------------------------------------------------------------------------- D8 signal delivery
+# --------------------------------------------------------------------- semantics: "Signal delivery"
 
 
-def test_d8_signal_returns_how_many_runs_it_reached(dev):
+def test_signal_returns_how_many_runs_it_reached(dev):
     signal = f"rules:count:{uuid.uuid4().hex}"
     runs = [engine.start("rules_wait_resume", signal=signal) for _ in range(3)]
     for run in runs:
@@ -410,7 +416,7 @@ def test_d8_signal_returns_how_many_runs_it_reached(dev):
         assert dev.wait_until_finished(run).status == WorkflowStatus.COMPLETED
 
 
-def test_d8_run_id_targets_one_run(dev):
+def test_signal_run_id_targets_one_run(dev):
     signal = f"rules:one:{uuid.uuid4().hex}"
     first = engine.start("rules_wait_resume", signal=signal)
     second = engine.start("rules_wait_resume", signal=signal)
@@ -427,7 +433,7 @@ def test_d8_run_id_targets_one_run(dev):
     terminate(dev, second)
 
 
-def test_d8_nothing_is_buffered_for_later_waiters(dev):
+def test_signal_nothing_is_buffered_for_later_waiters(dev):
     """A signal sent while the run is still working (not yet waiting) reaches nobody, later neither."""
     token = uuid.uuid4().hex
     signal = f"rules:early:{token}"
@@ -446,7 +452,7 @@ def test_d8_nothing_is_buffered_for_later_waiters(dev):
     assert signals_in_history(dev, run) == 1
 
 
-def test_d8_signal_reaches_only_suspended_waiters_of_that_name(dev):
+def test_signal_reaches_only_suspended_waiters_of_that_name(dev):
     signal = f"rules:name:{uuid.uuid4().hex}"
     run = dev.wait_until(engine.start("rules_wait_resume", signal=signal), suspended_on(signal))
     assert engine.signal(signal + "x") == 0 and engine.signal(signal[:-1]) == 0
@@ -454,10 +460,10 @@ def test_d8_signal_reaches_only_suspended_waiters_of_that_name(dev):
     terminate(dev, run)
 
 
-# ---------------------------------------------------------------------------- D9 race-free waits
+# ----------------------------------------------------------------- semantics: "Waits are race-free"
 
 
-def test_d9_signal_sent_as_soon_as_the_projection_says_suspended_is_not_lost(dev):
+def test_signal_sent_as_soon_as_the_projection_says_suspended_is_not_lost(dev):
     """Signal each run the moment its row says SUSPENDED (often before the workflow applied the wait)."""
     signal = f"rules:race:{uuid.uuid4().hex}"
     runs = [engine.start("rules_wait_resume", signal=signal) for _ in range(10)]
@@ -481,12 +487,13 @@ def test_d9_signal_sent_as_soon_as_the_projection_says_suspended_is_not_lost(dev
         assert dev.wait_until_finished(run).status == WorkflowStatus.COMPLETED
 
 
-def test_d9_signal_sent_before_the_workflow_applied_the_wait_is_not_lost(dev):
+def test_signal_sent_before_the_workflow_applied_the_wait_is_not_lost(dev):
     """The step itself signals from a side thread the instant its projection says SUSPENDED.
 
     That signal usually reaches Temporal before the workflow has processed the step's result
     (seen in the history: the signal lands before the workflow task that applies the wait), so
-    this drives the race D9 is about; without the early-signal buffer these runs hang.
+    this drives the race a wait must survive (semantics: "Waits are race-free"); without the
+    early-signal buffer these runs hang.
     """
     runs = []
     for _ in range(20):
@@ -505,10 +512,10 @@ def test_d9_signal_sent_before_the_workflow_applied_the_wait_is_not_lost(dev):
     assert raced >= 1, "no run received its signal before applying the wait: the race was not exercised"
 
 
-# ---------------------------------------------------------------------------- D10 progress
+# ---------------------------------------------------------------------------- semantics: "Progress"
 
 
-def test_d10_progress_clamped_left_by_waits_gotos_and_sleeps_complete_sets_one(dev):
+def test_progress_clamped_left_by_waits_gotos_and_sleeps_complete_sets_one(dev):
     token = uuid.uuid4().hex
     signal = f"rules:progress:{token}"
     run = engine.start("rules_progress", token=token, signal=signal)
@@ -522,46 +529,48 @@ def test_d10_progress_clamped_left_by_waits_gotos_and_sleeps_complete_sets_one(d
     assert run.progress == 1.0
 
 
-def test_d10_goto_progress_is_clamped_when_built():
+def test_goto_progress_is_clamped_when_built():
     assert goto("x", progress=7).progress == 1.0
     assert goto("x", progress=-3).progress == 0.0
     assert goto("x", progress=0.5).progress == 0.5
     assert goto("x").progress is None
 
 
-# ---------------------------------------------------------------------------- D11 retries
+# ------------------------------------------------------------------------ semantics: "Step retries"
 
 
-def test_d11_exhausted_retries_fail_the_run_with_a_failed_row(dev):
+def test_exhausted_retries_fail_the_run_with_a_failed_row(dev):
     run = dev.wait_until_finished(engine.start("rules_retry_exhaust"))
     assert run.status == WorkflowStatus.FAILED
-    assert run.data["attempts"] == 3  # max_attempts counts every attempt, and D2 kept the count
+    # max_attempts counts every attempt, and failed attempts kept the count
+    # (semantics: "Failed attempts keep their context").
+    assert run.data["attempts"] == 3
     assert "always_fails" in run.error and "3 attempts" in run.error and "boom on attempt 3" in run.error
     failed = StepExecution.objects.get(run_id=run.pk)
     assert (failed.step_name, failed.status) == ("always_fails", "failed")
     assert "boom on attempt 3" in failed.error
 
 
-def test_d11_default_retry_of_the_workflow_applies(dev):
+def test_default_retry_of_the_workflow_applies(dev):
     run = dev.wait_until_finished(engine.start("rules_retry_default"))
     assert run.status == WorkflowStatus.FAILED
     assert run.data["attempts"] == 2 and "2 attempts" in run.error
 
 
-def test_d11_attempts_count_afresh_for_each_step(dev):
+def test_retry_attempts_count_afresh_for_each_step(dev):
     run = dev.wait_until_finished(engine.start("rules_retry_per_step"))
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data == {"first_attempts": 2, "second_attempts": 2}
 
 
-def test_d11_temporal_unavailable_inside_a_step_is_retried_not_fatal(dev):
+def test_temporal_unavailable_inside_a_step_is_retried_not_fatal(dev):
     """TemporalUnavailableError is transient: unlike programming errors it must not fail the run."""
     run = dev.wait_until_finished(engine.start("rules_temporal_hiccup"))
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data["attempts"] == 2
 
 
-def test_d11_backoff_delays_and_waiting_while_backing_off(dev):
+def test_backoff_delays_and_waiting_while_backing_off(dev):
     run = engine.start("rules_retry_backoff")
     waiting = dev.wait_until(run, lambda r: r.status == WorkflowStatus.WAITING)
     assert waiting.current_step == "flaky" and waiting.waiting_signal == ""
@@ -577,7 +586,7 @@ def test_d11_backoff_delays_and_waiting_while_backing_off(dev):
     assert rows(run) == [("flaky", "completed")]
 
 
-def test_d11_retry_policy_defaults_and_delays():
+def test_retry_policy_defaults_and_delays():
     r = Retry()
     assert (r.max_attempts, r.base_delay, r.max_delay, r.backoff_factor) == (
         3,
@@ -589,11 +598,11 @@ def test_d11_retry_policy_defaults_and_delays():
     assert [r.delay_before(k).total_seconds() for k in (2, 3, 4, 5)] == [2, 4, 8, 10]
 
 
-# ---------------------------------------------------------------------------- D12 bad results
+# ---------------------------------------------------------- semantics: "Steps return a step result"
 
 
 @pytest.mark.parametrize(("kind", "shown"), [("none", "None"), ("string", "'done'")])
-def test_d12_a_non_result_fails_naming_workflow_step_and_value(dev, kind, shown):
+def test_a_non_result_fails_naming_workflow_step_and_value(dev, kind, shown):
     run = dev.wait_until_finished(engine.start("rules_bad_result", kind=kind))
     assert run.status == WorkflowStatus.FAILED
     assert "rules_bad_result" in run.error and "'produce'" in run.error
@@ -601,10 +610,10 @@ def test_d12_a_non_result_fails_naming_workflow_step_and_value(dev, kind, shown)
     assert rows(run) == [("produce", "failed")]
 
 
-# ---------------------------------------------------------------------------- D13 history
+# ------------------------------------------------------------------------ semantics: "Step history"
 
 
-def test_d13_rows_for_goto_and_complete_none_for_sleep_and_suspend(dev):
+def test_history_rows_for_goto_and_complete_none_for_sleep_and_suspend(dev):
     signal = f"rules:history:{uuid.uuid4().hex}"
     run = engine.start("rules_history", signal=signal)
     run = dev.wait_until(run, suspended_on(signal))
@@ -617,7 +626,7 @@ def test_d13_rows_for_goto_and_complete_none_for_sleep_and_suspend(dev):
     assert rows(run) == [("first", "completed"), ("sleeper", "completed"), ("last", "completed")]
 
 
-def test_d13_run_subflow_records_a_completed_row(dev):
+def test_run_subflow_records_a_completed_row(dev):
     run = dev.wait_until_finished(engine.start("rules_parent"))
     assert run.status == WorkflowStatus.COMPLETED, run.error
     assert run.data["child_status"] == "completed"

@@ -1,4 +1,5 @@
-"""Cancel (D17) and retry_current_step (D18) through Temporal."""
+"""Cancel (semantics: "Cancelling a run") and retry_current_step (semantics: "Retrying a failed run") through
+Temporal."""
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_retry_current_step_restarts_failed_run_with_saved_context(dev):
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.FAILED
     attempts_before = run.data["attempts"]
-    assert attempts_before == 5  # every attempt's change was kept (D2)
+    assert attempts_before == 5  # every attempt's change was kept (semantics: "Failed attempts keep their context")
 
     # The cause is fixed (the step now succeeds after a few more tries): retry the step.
     WorkflowRun.objects.filter(pk=run.pk).update(data={**run.data, "fail_times": attempts_before + 1})

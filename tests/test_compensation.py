@@ -1,4 +1,5 @@
-"""@on_fail compensation (guide "Compensation", DECISIONS D15), on a real dev server."""
+"""@on_fail compensation (guide "Compensation", semantics: "On-fail handlers and definition errors"), on a real
+dev server."""
 
 import pytest
 

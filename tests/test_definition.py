@@ -1,5 +1,5 @@
 """``@workflow`` validates a class when it is decorated and reports every problem at once,
-naming the class (and method) and the fix (D15, STYLE "Errors")."""
+naming the class (and method) and the fix (semantics: "On-fail handlers and definition errors")."""
 
 from __future__ import annotations
 

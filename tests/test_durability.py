@@ -1,4 +1,4 @@
-"""Nothing is lost (DESIGN.md, Invariants): a killed worker or a restarted server delays runs.
+"""Nothing is lost: a killed worker or a restarted server delays runs.
 
 - A worker process SIGKILLed in the middle of a step: Temporal notices the missing heartbeats,
   retries the step on a new worker process, and the run completes with one projection row per
@@ -279,7 +279,10 @@ def test_step_whose_completion_came_too_late_is_answered_from_the_record(active_
 
 # ---------------------------------------------------------------------- retried attempts
 def test_retried_attempts_write_no_duplicate_rows(active_dev):
-    """Two attempts raise, the third succeeds: one row, and the context of the attempts kept (D2)."""
+    """Two attempts raise, the third succeeds: one row, and the context of the attempts kept.
+
+    (semantics: "Failed attempts keep their context")
+    """
     run = engine.start("flaky", fail_times=2)
     run = active_dev.wait_until_finished(run)
     assert run.status == "completed", run.error

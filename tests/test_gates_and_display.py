@@ -1,4 +1,7 @@
-"""Gate-form waits (D6), display metadata (D14) and the live query, on a real dev server."""
+"""Gate-form waits, display metadata and the live query, on a real dev server.
+
+(semantics: "Gate waits and return waits", semantics: "Current step display")
+"""
 
 from django_ai.automation.workflows.core import engine
 from django_ai.automation.workflows.models import WorkflowRun, WorkflowStatus
@@ -80,7 +83,7 @@ def test_gates_in_both_decorator_orders_and_entered_by_timeout(dev):
     assert run.waiting_signal == "go_below"
     assert run.waiting_display == {"display_title": "Waiting below"}
     assert engine.signal("go_below") == 1
-    # gated_short_timeout has no on_timeout: the run fails when its gate times out (D7).
+    # gated_short_timeout has no on_timeout: the run fails when its gate times out (semantics: "Wait timeouts").
     run = dev.wait_until_finished(run, timeout=20)
     assert run.status == WorkflowStatus.FAILED
     assert run.error == "timed out waiting for 'go_short'"

@@ -1,4 +1,4 @@
-"""Histories replay (DESIGN.md, Invariants): no nondeterminism against the current interpreter.
+"""Histories replay: no nondeterminism against the current interpreter.
 
 Two kinds of test:
 

@@ -1,4 +1,4 @@
-"""Subworkflows (guide "Subworkflows", DECISIONS D16) as Temporal child workflows."""
+"""Subworkflows (guide "Subworkflows", semantics: "Subflows") as Temporal child workflows."""
 
 import importlib
 import sys

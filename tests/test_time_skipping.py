@@ -1,5 +1,6 @@
 """Long sleeps and timeouts on the time-skipping server: each run is seen waiting first, then
-``env.skip_time`` moves it on (durable timers, D5/D7/D22)."""
+``env.skip_time`` moves it on. Sleeps and timeouts are durable timers
+(semantics: "Sleep runs the same step again", semantics: "Wait timeouts")."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_reminder_loop_sleeps_24h_three_times_then_escalates(ts):
         )
         assert waiting.current_step == "send_reminder"
         assert waiting.wake_at - waiting.updated_at >= timedelta(hours=23, minutes=59)
-        assert waiting.step_executions.count() == 0  # sleeps record no rows (D5)
+        # sleeps record no rows (semantics: "Sleep runs the same step again")
+        assert waiting.step_executions.count() == 0
         ts.skip_time(timedelta(hours=24))
     run = ts.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error

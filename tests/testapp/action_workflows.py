@@ -344,7 +344,8 @@ class ProgressDemoWorkflow:
 
 @workflow("signal_demo")
 class SignalDemoWorkflow:
-    """Waits for the signal ``go``; the payload's Context fields are merged (D3)."""
+    """Waits for the signal ``go``; the payload's Context fields are merged
+    (semantics: "Merging data into the Context")."""
 
     class Context(BaseModel):
         who: str = ""

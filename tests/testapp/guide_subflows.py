@@ -162,7 +162,7 @@ class EmailVerificationWorkflow:
 
 
 # The guide's password_reset shows only two steps; Context and a start step are added here
-# because a workflow needs both (DECISIONS D15).
+# because a workflow needs both (semantics: "On-fail handlers and definition errors").
 @workflow("password_reset")
 class PasswordResetWorkflow:
     class Context(BaseModel):

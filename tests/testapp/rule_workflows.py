@@ -1,4 +1,4 @@
-"""Workflows that each exercise one rule of DECISIONS.md (D1-D13), for the rule tests.
+"""Workflows that each exercise one behaviour rule of docs/semantics.md, for the rule tests.
 
 Every name starts with ``rules_`` so it never collides with the guide examples registered in
 ``tests/testapp/workflows.py``. The guide examples that live here (``rules_api_integration``,
@@ -149,7 +149,7 @@ class ProgressGuideWorkflow:
         return complete()  # Automatically sets progress to 1.0
 
 
-# ---------------------------------------------------------------------------- D1 context
+# ------------------------------------------------------ semantics: "Where the Context is available"
 @workflow("rules_context_identity")
 class ContextIdentityWorkflow:
     class Context(BaseModel):
@@ -171,7 +171,8 @@ class ContextIdentityWorkflow:
         ctx.in_on_fail_same = ctx is self.context
 
 
-# ---------------------------------------------------------------------------- D2 / D11 retries
+# ------------------------------------------------------------------------------------------ retries
+# (semantics: "Failed attempts keep their context", semantics: "Step retries")
 @workflow("rules_checkout_ops", default_retry=Retry(max_attempts=3, base_delay=timedelta(milliseconds=100)))
 class CheckoutOpsLikeWorkflow:
     """The automations guide's CheckoutOpsWF retry steps, as a plain workflow with short delays."""
@@ -229,7 +230,8 @@ class RetryDefaultWorkflow:
 
 @workflow("rules_retry_backoff")
 class RetryBackoffWorkflow:
-    """Fails twice, then succeeds: delays before retries 2 and 3 are 1s and 2s (D11)."""
+    """Fails twice, then succeeds: delays before retries 2 and 3 are 1s and 2s
+    (semantics: "Step retries")."""
 
     class Context(BaseModel):
         attempt_times: list[float] = []
@@ -285,7 +287,7 @@ class TemporalHiccupWorkflow:
         return complete()
 
 
-# ---------------------------------------------------------------------------- D4 goto
+# ------------------------------------------------------------------------ semantics: "Goto targets"
 @workflow("rules_goto")
 class GotoWorkflow:
     class Context(BaseModel):
@@ -316,7 +318,7 @@ class GotoWorkflow:
         """Not a step."""
 
 
-# ---------------------------------------------------------------------------- D5 sleep
+# ------------------------------------------------------ semantics: "Sleep runs the same step again"
 @workflow("rules_sleep_loop")
 class SleepLoopWorkflow:
     class Context(BaseModel):
@@ -337,7 +339,8 @@ class SleepLoopWorkflow:
         return complete()
 
 
-# ---------------------------------------------------------------------------- D6 / D8 / D9 waits
+# -------------------------------------------------------------------------------------------- waits
+# (semantics: "Gate waits and return waits", "Signal delivery", "Waits are race-free")
 @workflow("rules_wait_resume")
 class WaitResumeWorkflow:
     """``ask`` waits; the run resumes at the next step in declaration order (not ``declared_first``)."""
@@ -446,7 +449,7 @@ RACE_SENT: dict[str, int] = {}
 @workflow("rules_race")
 class RaceWorkflow:
     """``ask`` returns a wait and, from a side thread, signals it as soon as the projection
-    says SUSPENDED: usually before the workflow has applied the wait (D9)."""
+    says SUSPENDED: usually before the workflow has applied the wait (semantics: "Waits are race-free")."""
 
     class Context(BaseModel):
         token: str
@@ -500,7 +503,7 @@ class PaymentSignalWorkflow:
         return wait(get_context().signal)
 
 
-# ---------------------------------------------------------------------------- D10 progress
+# ---------------------------------------------------------------------------- semantics: "Progress"
 @workflow("rules_progress")
 class ProgressWorkflow:
     class Context(BaseModel):
@@ -543,7 +546,7 @@ class ProgressWorkflow:
         return complete()
 
 
-# ---------------------------------------------------------------------------- D12 bad results
+# ---------------------------------------------------------- semantics: "Steps return a step result"
 @workflow("rules_bad_result")
 class BadResultWorkflow:
     class Context(BaseModel):
@@ -582,7 +585,7 @@ class CompleteMergeWorkflow:
         return complete(not_a_field="ignored", count=3, display_title="Done")
 
 
-# ---------------------------------------------------------------------------- D13 history
+# ------------------------------------------------------------------------ semantics: "Step history"
 @workflow("rules_history")
 class HistoryWorkflow:
     class Context(BaseModel):
