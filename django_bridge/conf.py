@@ -1,18 +1,28 @@
-"""Settings: one namespaced dict, ``settings.AUTOMATION``, read through defaults.
+"""Settings: each a namespaced dict (``settings.AUTOMATION``, ``settings.AUTOMATION_API``) read through defaults.
 
-Environment variables override the Temporal connection, so one settings file serves the
-dev server, a cluster and Temporal Cloud. Unknown keys raise, so a typo is not ignored.
+``AppSettings`` follows Django REST framework's ``APISettings``: attribute access falls back to
+the defaults, values naming code may be dotted import paths, values are cached and the cache is
+dropped when Django's ``setting_changed`` signal names the setting (so ``override_settings``
+works). Unknown keys are an error, so a typo is not silently ignored.
+
+Precedence, highest first: ``overrides`` (process-wide, set by the testing helpers), the
+environment variables given as ``env`` (one settings file serves the dev server, a cluster and
+Temporal Cloud), the user's dict, the defaults. Overrides and the environment are read on
+every access, so changing them takes effect at once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "automation_settings"]
+__all__ = ["DEFAULTS", "ENV_OVERRIDES", "AppSettings", "automation_settings"]
 
 DEFAULTS: dict[str, Any] = {
     "TEMPORAL_ADDRESS": "localhost:7233",
@@ -31,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "START_ATTEMPTS": 3,  # tries to reach Temporal when starting a run before it is marked failed
 }
 
-ENV_OVERRIDES = {
+# setting key -> environment variable that overrides it
+ENV_OVERRIDES: dict[str, str] = {
     "TEMPORAL_ADDRESS": "TEMPORAL_ADDRESS",
     "TEMPORAL_NAMESPACE": "TEMPORAL_NAMESPACE",
     "TASK_QUEUE": "TEMPORAL_TASK_QUEUE",
@@ -42,33 +53,138 @@ ENV_OVERRIDES = {
     "TEMPORAL_UI_URL": "TEMPORAL_UI_URL",
 }
 
-
-def _coerce(key: str, raw: str) -> Any:
-    if isinstance(DEFAULTS[key], bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return raw
+_TRUE = {"1", "true", "yes", "on"}
 
 
-class AutomationSettings:
-    def __init__(self) -> None:
+def reload_settings(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: drop the cached values of the settings object it names."""
+    for instance in _instances:
+        if instance.setting_name == setting:
+            instance.reload()
+
+
+class AppSettings:
+    """One Django setting holding a dict of keys, read as attributes: ``automation_settings.TASK_QUEUE``."""
+
+    def __init__(
+        self,
+        setting_name: str,
+        defaults: Mapping[str, Any],
+        *,
+        import_strings: Iterable[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.setting_name = setting_name
+        self.defaults = dict(defaults)
+        self.import_strings = frozenset(import_strings)
+        self.env = dict(env or {})
+        unknown = sorted((self.import_strings | set(self.env)) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"{setting_name}: import_strings / env name keys without a default: {unknown}")
         # Process-wide overrides, set by the testing helpers; they beat the environment.
         self.overrides: dict[str, Any] = {}
+        self._user: dict[str, Any] | None = None  # the checked user dict
+        self._cache: dict[str, Any] = {}  # key -> value from the user dict or the defaults, imported
+        _instances.append(self)
+
+    # ------------------------------------------------------------------ the user's dict
+
+    def _user_dict(self) -> dict[str, Any]:
+        value = getattr(django_settings, self.setting_name, None)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured(
+                f"settings.{self.setting_name} must be a dict of settings, not {type(value).__name__}."
+            )
+        return value
+
+    @property
+    def valid_keys(self) -> list[str]:
+        return sorted(self.defaults)
+
+    def unknown_keys(self) -> list[str]:
+        """The keys of ``settings.<name>`` that are not settings, sorted.
+
+        Raises ImproperlyConfigured when the setting is not a dict.
+        """
+        return sorted(set(self._user_dict()) - set(self.defaults))
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        """``settings.<name>``, checked (a dict of known keys) once per reload."""
+        if self._user is None:
+            unknown = self.unknown_keys()
+            if unknown:
+                raise ImproperlyConfigured(
+                    f"settings.{self.setting_name} has unknown keys {unknown}; valid keys are {self.valid_keys}."
+                )
+            self._user = self._user_dict()
+        return self._user
+
+    # ------------------------------------------------------------------ reading
 
     def __getattr__(self, key: str) -> Any:
-        if key not in DEFAULTS:
-            raise AttributeError(f"unknown AUTOMATION setting {key!r}")
+        if key.startswith("_") or key not in self.defaults:
+            raise AttributeError(f"unknown {self.setting_name} setting {key!r}")
+        user = self.user_settings  # a bad setting is an error whichever source wins
         if key in self.overrides:
-            return self.overrides[key]
-        user = getattr(django_settings, "AUTOMATION", {}) or {}
-        unknown = sorted(set(user) - set(DEFAULTS))
-        if unknown:
+            return self._resolve(key, self.overrides[key])
+        env_var = self.env.get(key)
+        if env_var and os.environ.get(env_var):
+            return self._resolve(key, self._from_env(key, os.environ[env_var]))
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = self._resolve(key, user.get(key, self.defaults[key]))
+        self._cache[key] = value
+        return value
+
+    def _from_env(self, key: str, raw: str) -> Any:
+        if isinstance(self.defaults[key], bool):
+            return raw.strip().lower() in _TRUE
+        return raw
+
+    def _resolve(self, key: str, value: Any) -> Any:
+        if key not in self.import_strings or value is None:
+            return value
+        if isinstance(value, list | tuple):
+            return [self._import(key, item) for item in value]
+        return self._import(key, value)
+
+    def _import(self, key: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # already the object
+        try:
+            return import_string(value)
+        except ImportError as exc:
             raise ImproperlyConfigured(
-                f"settings.AUTOMATION has unknown keys {unknown}; valid keys are {sorted(DEFAULTS)}."
-            )
-        env = ENV_OVERRIDES.get(key)
-        if env and os.environ.get(env):
-            return _coerce(key, os.environ[env])
-        return user.get(key, DEFAULTS[key])
+                f"settings.{self.setting_name}[{key!r}]: cannot import {value!r}: {exc}"
+            ) from None
+
+    def reload(self) -> None:
+        """Forget the cached values (done when ``setting_changed`` names this setting)."""
+        self._user = None
+        self._cache.clear()
+
+    # ------------------------------------------------------------------ what the HTTP API calls
+
+    def permission_classes(self) -> list[type]:
+        """``PERMISSION_CLASSES``, imported; None is no classes."""
+        return list(self.PERMISSION_CLASSES or [])
+
+    def authentication_classes(self) -> list[type] | None:
+        """``AUTHENTICATION_CLASSES``, imported; None means DRF's defaults."""
+        value = self.AUTHENTICATION_CLASSES
+        return None if value is None else list(value)
+
+    def hook(self, key: str) -> Callable[..., Any] | None:
+        """A function setting (``RUN_QUERYSET``, ``START_KWARGS``), imported; None when unset."""
+        return getattr(self, key)
 
 
-automation_settings = AutomationSettings()
+_instances: list[AppSettings] = []
+setting_changed.connect(reload_settings)
+
+automation_settings = AppSettings("AUTOMATION", DEFAULTS, env=ENV_OVERRIDES)

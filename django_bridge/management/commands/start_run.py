@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError
-
 from ._cli import AutomationCommand, parse_kwargs
 
 
@@ -26,16 +24,12 @@ class Command(AutomationCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bridge.api.serializers import run_page_url
-        from facade._engine import engine
-        from facade._errors import AutomationError
+        from facade import engine
 
         from .watch_run import finish, watch
 
         kwargs = parse_kwargs(options.get("kw"))
-        try:
-            run = engine.start(options["name"], **kwargs)
-        except AutomationError as exc:
-            raise CommandError(exc.message) from None
+        run = engine.start(options["name"], **kwargs)
         run.refresh_from_db()
         self.stdout.write(f"started {run.name} run {run.pk}: {run.status} at {run.current_step}")
         page = run_page_url(run.pk)

@@ -1,22 +1,24 @@
 """``manage.py temporal_setup``: register the search attributes runs publish, on a real cluster.
 
-The dev server started by ``make dev`` registers them at launch; a self-hosted cluster needs
-this once per namespace. Until they exist the engine simply does not publish them (upserting
+A dev server can register them at launch (``temporal server start-dev --search-attribute
+AutomationStatus=Keyword ...``); a self-hosted cluster or a dev server started without them
+needs this once per namespace. Until they exist the engine simply does not publish them (upserting
 an unknown search attribute would fail the workflow task forever).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-import traceback
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from django_bridge.checks import START_SERVER_HINT
+
+from ._cli import AutomationCommand
 
 
-class Command(BaseCommand):
+class Command(AutomationCommand):
     help = (
         "Register the Temporal search attributes AutomationStatus, AutomationStep and AutomationWaitingFor "
         "(Keyword) on the configured namespace. Idempotent: existing ones are left alone."
@@ -70,8 +72,8 @@ class Command(BaseCommand):
                 failure = err
             if time.monotonic() >= deadline:
                 raise CommandError(
-                    f"cannot list search attributes on {where}: {str(failure).rstrip('.')}. Check TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE "
-                    "(and TEMPORAL_API_KEY or the TLS settings), or pass --wait SECONDS while the server starts."
+                    f"cannot list search attributes on {where}: {str(failure).rstrip('.')}. {START_SERVER_HINT} "
+                    "Pass --wait SECONDS while the server starts."
                 )
             time.sleep(2)
 
@@ -104,18 +106,3 @@ class Command(BaseCommand):
             "AutomationStatus, AutomationStep and AutomationWaitingFor as Keyword in the namespace settings "
             "(web UI or tcld); elsewhere use credentials with admin rights."
         )
-
-    def run_from_argv(self, argv: list[str]) -> None:
-        # From the command line, leave without interpreter teardown: the Temporal core can crash
-        # there (sdk-python #300). call_command() keeps the normal return path.
-        code = 0
-        try:
-            super().run_from_argv(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)

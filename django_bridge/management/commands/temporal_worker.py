@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from typing import Any
 
 from django.core.checks import run_checks
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from django_bridge.checks import TEMPORAL_TAG
 
+from ._cli import AutomationCommand
 
-class Command(BaseCommand):
+
+class Command(AutomationCommand):
     help = "Run a Temporal worker that executes the workflows of this project."
 
     def add_arguments(self, parser: Any) -> None:
@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bridge.conf import automation_settings as s
-        from facade._registry import registry
+        from facade import registry
         from temporal_worker import client as bridge
         from temporal_worker.worker import build_worker
 
@@ -53,7 +53,3 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         bridge.run_sync(serve())
         self.stdout.write("worker stopped")
-        self.stdout.flush()
-        sys.stderr.flush()
-        # Leave without interpreter teardown: the Temporal core can crash there (sdk-python #300).
-        os._exit(0)
