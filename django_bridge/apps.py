@@ -7,7 +7,7 @@ class DjangoBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from facade._registry import discover_workflow_modules
+        from facade.contract import discover_workflow_modules
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .conf import automation_settings

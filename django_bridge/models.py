@@ -10,7 +10,9 @@ from typing import Any
 
 from django.db import models
 
-from facade._status import StepStatus, WorkflowStatus
+from temporal_worker.display import current_step_display
+from temporal_worker.protocol import StepStatus, WorkflowStatus
+from temporal_worker.transitions import RunState
 
 __all__ = ["StepExecution", "WorkflowRun", "WorkflowStatus"]
 
@@ -35,12 +37,8 @@ class WorkflowRun(models.Model):
     completion_display = models.JSONField(default=dict, blank=True)
     waiting_display = models.JSONField(default=dict, blank=True)
 
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
-    )
-    active_child = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    active_child = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     temporal_workflow_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     temporal_run_id = models.CharField(max_length=64, blank=True, default="")
@@ -78,19 +76,23 @@ class WorkflowRun(models.Model):
 
     @property
     def current_step_display(self) -> dict[str, Any]:
-        from temporal_worker.display import current_step_display
+        return current_step_display(self.spec, self.run_state())
 
-        return current_step_display(self.spec, self.display_state())
-
-    def display_state(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "current_step": self.current_step,
-            "progress": self.progress,
-            "completion_display": self.completion_display,
-            "waiting_display": self.waiting_display,
-            "waiting_signal": self.waiting_signal,
-        }
+    def run_state(self) -> RunState:
+        """This row as the state the workflow keeps (what the display is computed from)."""
+        return RunState(
+            status=WorkflowStatus(self.status),
+            current_step=self.current_step,
+            progress=self.progress,
+            waiting_for=self.waiting_signal,
+            waiting_signal=self.waiting_signal,
+            wait_seq=self.wait_seq,
+            on_timeout=self.on_timeout_step,
+            waiting_display=self.waiting_display or {},
+            completion_display=self.completion_display or {},
+            error=self.error,
+            child_run_id=self.active_child_id,
+        )
 
     @property
     def temporal_ui_url(self) -> str:
@@ -102,16 +104,18 @@ class WorkflowRun(models.Model):
         return f"{base}/namespaces/{s.TEMPORAL_NAMESPACE}/workflows/{self.temporal_workflow_id}"
 
     def cancel(self, reason: str = "") -> WorkflowRun:
-        """Cancel this run and its active children (D17); returns it refreshed."""
-        from facade._engine import engine
+        """Cancel this run and its active children (semantics: "Cancelling a run"); returns it refreshed."""
+        # Upward, lazily: the engine writes these rows, so it cannot be imported at module level.
+        from temporal_worker.engine import engine
 
         engine.cancel(self.pk, reason=reason)
         self.refresh_from_db()
         return self
 
     def retry_current_step(self) -> WorkflowRun:
-        """Restart a failed or stuck run at its current step with its saved context (D18)."""
-        from facade._engine import engine
+        """Restart a failed or stuck run at its current step with its saved context (semantics: "Retrying a failed run")."""
+        # Upward, lazily: as in cancel().
+        from temporal_worker.engine import engine
 
         engine.retry(self.pk)
         self.refresh_from_db()
@@ -129,9 +133,7 @@ class StepExecution(models.Model):
 
     class Meta:
         ordering = ["created_at", "seq"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "seq", "status"], name="unique_step_execution_per_entry")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "seq", "status"], name="unique_step_execution_per_entry")]
 
     def __str__(self) -> str:
         return f"{self.step_name} ({self.status})"

@@ -16,8 +16,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from rest_framework import exceptions
 
-from facade._registry import registry
-from facade._status import WorkflowStatus
+from facade import WorkflowStatus, registry
 
 from .api.conf import api_settings
 from .api.permissions import scoped_runs

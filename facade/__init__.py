@@ -2,12 +2,19 @@
 
 The documented import paths (``django_ai.automation.workflows.core`` and friends) re-export
 these names; ``tests/test_public_api.py`` pins them.
+
+This package is the declaration layer: it imports the standard library, pydantic and the
+typed protocol only. ``engine`` and ``submit_action`` talk to Temporal and Django, which live
+in the layers above; they reach users through this face lazily (``__getattr__`` below), the
+one place where this package looks upward.
 """
+
+from typing import Any
 
 from ._actions import statezero_action
 from ._context import get_context
-from ._definition import on_fail, step, workflow
-from ._engine import Engine, engine
+from ._declare import workflow
+from ._definition import on_fail, step
 from ._errors import (
     AutomationError,
     ContextUnavailableError,
@@ -69,3 +76,21 @@ __all__ = [
     "wait_for_event",
     "workflow",
 ]
+
+
+# Upward, lazily: these live on the Temporal side, which imports this package. Resolving them
+# on first use keeps declaring workflows free of Django and temporalio, and import cycles out.
+_FROM_ENGINE = ("Engine", "engine")
+_FROM_ACTIONS = ("ActionResult", "asubmit_action", "submit_action")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_ENGINE:
+        from temporal_worker import engine as module
+    elif name in _FROM_ACTIONS:
+        from temporal_worker import actions as module  # type: ignore[no-redef]
+    else:
+        raise AttributeError(f"module 'facade' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

@@ -1,4 +1,4 @@
-"""The live workflow Context bound while user code runs (DECISIONS D1)."""
+"""The live workflow Context bound while user code runs (semantics: "Where the Context is available")."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from ._errors import ContextUnavailableError
 
 __all__ = ["bind_context", "get_context"]
 
-_current: contextvars.ContextVar[BaseModel | None] = contextvars.ContextVar(
-    "automation_context", default=None
-)
+_current: contextvars.ContextVar[BaseModel | None] = contextvars.ContextVar("automation_context", default=None)
 
 
 def get_context() -> Any:

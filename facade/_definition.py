@@ -1,8 +1,8 @@
-"""``@workflow``, ``@step`` and ``@on_fail``: validate a class once and compile its spec.
+"""``@step`` and ``@on_fail`` markers, and validating a ``@workflow`` class into a definition.
 
-The compiled spec is plain JSON data (steps, start step, retries, gates, actions, displays).
-It travels in the workflow's start input, so the interpreter workflow never imports user
-code and replays deterministically whatever the code looks like later.
+``build_definition`` checks a class once, when it is decorated, and reports every problem at
+once with its fix. What it returns (``WorkflowDefinition``) is what the other layers read:
+the Temporal side compiles it into the spec that travels with each run.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from pydantic import BaseModel, ValidationError
 
 from ._errors import InvalidInputError, WorkflowDefinitionError
 from ._metadata import StepDisplayMetadata
+from ._payloads import validation_summary
 from ._results import GATE_ATTR, Wait
 from ._retry import DEFAULT_RETRY, Retry
 
-__all__ = ["StepDef", "WorkflowDefinition", "on_fail", "step", "workflow"]
+__all__ = ["ACTION_ATTR", "STEP_ATTR", "StepDef", "WorkflowDefinition", "build_definition", "on_fail", "step"]
 
 STEP_ATTR = "__automation_step__"
 ON_FAIL_ATTR = "__automation_on_fail__"
 ACTION_ATTR = "__automation_action__"
 
-C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -66,7 +66,7 @@ def step(
 
 
 def on_fail(fn: F) -> F:
-    """Mark the compensation handler that runs when the run fails (D15)."""
+    """Mark the compensation handler that runs when the run fails (semantics: "On-fail handlers and definition errors")."""
     setattr(fn, ON_FAIL_ATTR, True)
     return fn
 
@@ -85,19 +85,8 @@ class StepDef:
     action_options: dict[str, Any] | None = None  # serializer, permissions, ...: worker/web side only
     required_params: list[str] = field(default_factory=list)  # parameters without a default
 
-    def to_spec(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "retry": self.retry.to_spec(),
-            "title": self.title or self.name.replace("_", " "),
-            "visible": self.visible,
-            "display": self.display,
-            "gate": self.gate.to_directive() if self.gate else None,
-            "action": self.action,
-        }
 
-
-@dataclass
+@dataclass(eq=False)  # compared by identity: the Temporal side caches its compiled spec per definition
 class WorkflowDefinition:
     """Everything known about one ``@workflow`` class, validated."""
 
@@ -109,26 +98,6 @@ class WorkflowDefinition:
     start_step: str
     on_fail: str | None
     default_retry: Retry
-    extra: dict[str, Any] = field(default_factory=dict)
-    _spec: dict[str, Any] | None = None
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        if self._spec is None:
-            self._spec = {
-                "name": self.name,
-                "version": self.version,
-                "start": self.start_step,
-                "order": list(self.steps),
-                "on_fail": self.on_fail,
-                "steps": {name: s.to_spec() for name, s in self.steps.items()},
-            }
-        return self._spec
-
-    def next_step_after(self, name: str) -> str | None:
-        order = list(self.steps)
-        i = order.index(name)
-        return order[i + 1] if i + 1 < len(order) else None
 
     def create_context(self, **kwargs: Any) -> BaseModel:
         """Build the Context for a new run, by ``create_context`` if the class has one."""
@@ -158,7 +127,7 @@ class WorkflowDefinition:
         except ValidationError as exc:
             raise InvalidInputError(
                 f"workflow {self.name!r}: the start arguments do not fit its Context: "
-                f"{_validation_summary(exc)}. Pass values of the Context's field types.",
+                f"{validation_summary(exc)}. Pass values of the Context's field types.",
                 workflow=self.name,
             ) from None
         if not isinstance(ctx, self.context_model):
@@ -171,14 +140,6 @@ class WorkflowDefinition:
 
     def load_context(self, data: dict[str, Any]) -> BaseModel:
         return self.context_model.model_validate(data)
-
-
-def _validation_summary(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(value)"
-        parts.append(f"{loc}: {err.get('msg')}")
-    return "; ".join(parts)
 
 
 def _collect_members(cls: type) -> dict[str, Any]:
@@ -219,7 +180,9 @@ def build_definition(
         if getattr(fn, ON_FAIL_ATTR, False):
             on_fail_names.append(attr)
             if marker is not None:
-                problems.append(f"{label}.{attr} is both @on_fail and @step: the on_fail handler is not a step, remove @step")
+                problems.append(
+                    f"{label}.{attr} is both @on_fail and @step: the on_fail handler is not a step, remove @step"
+                )
             continue
         if marker is None:
             if gate is not None:
@@ -239,7 +202,8 @@ def build_definition(
         signature = list(inspect.signature(fn).parameters.values())[1:]  # after self
         params = [p.name for p in signature]
         required = [
-            p.name for p in signature
+            p.name
+            for p in signature
             if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         ]
         steps[attr] = StepDef(
@@ -288,19 +252,3 @@ def build_definition(
         on_fail=on_fail_names[0] if on_fail_names else None,
         default_retry=default_retry or DEFAULT_RETRY,
     )
-
-
-def workflow(name: str, version: str = "1", default_retry: Retry | None = None) -> Callable[[C], C]:
-    """Declare a workflow class under ``name`` (its Temporal workflow type).
-
-    The class is validated here; every problem is reported at once with its fix.
-    """
-    from ._registry import registry
-
-    def decorate(cls: C) -> C:
-        definition = build_definition(cls, name, version, default_retry)
-        registry.register(definition)
-        cls._automation_definition = definition  # type: ignore[attr-defined]
-        return cls
-
-    return decorate

@@ -6,12 +6,9 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from ._definition import WorkflowDefinition
 from ._errors import UnknownWorkflowError, WorkflowDefinitionError
-
-if TYPE_CHECKING:
-    from ._definition import WorkflowDefinition
 
 __all__ = ["Registry", "discover_workflow_modules", "registry"]
 

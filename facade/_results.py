@@ -1,7 +1,7 @@
 """What a step returns: goto, sleep, wait, wait_for_event, complete, fail, run_subflow.
 
-Each result turns into a *directive*, a plain JSON dict that the interpreter workflow
-applies. Results validate their arguments when they are built, so a mistake surfaces in the
+Each result turns into a *directive* of the protocol (``temporal_worker.protocol``), which the
+interpreter workflow applies. Results validate their arguments when they are built, so a mistake surfaces in the
 step that made it, with the step named (see ``StepResultError``).
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from temporal_worker import protocol
 
 from ._errors import StepResultError
 
@@ -43,9 +45,7 @@ def step_name(target: Any, what: str) -> str:
     name = getattr(target, "__name__", None)
     if callable(target) and isinstance(name, str):
         return name
-    raise StepResultError(
-        f"{what} must be a step of this workflow, given as self.<step> or its name; got {target!r}."
-    )
+    raise StepResultError(f"{what} must be a step of this workflow, given as self.<step> or its name; got {target!r}.")
 
 
 def _seconds(value: Any, what: str, *, allow_zero: bool) -> float:
@@ -63,7 +63,7 @@ def _seconds(value: Any, what: str, *, allow_zero: bool) -> float:
 class StepResult:
     """Base of every value a step may return."""
 
-    def to_directive(self) -> dict[str, Any]:
+    def to_directive(self) -> protocol.Directive:
         raise NotImplementedError
 
 
@@ -72,8 +72,8 @@ class Goto(StepResult):
     step: str
     progress: float | None = None
 
-    def to_directive(self) -> dict[str, Any]:
-        return {"kind": "goto", "step": self.step, "progress": self.progress}
+    def to_directive(self) -> protocol.Goto:
+        return protocol.Goto(self.step, self.progress)
 
 
 def goto(step: Any, progress: float | None = None) -> Goto:
@@ -89,8 +89,8 @@ def goto(step: Any, progress: float | None = None) -> Goto:
 class Sleep(StepResult):
     seconds: float
 
-    def to_directive(self) -> dict[str, Any]:
-        return {"kind": "sleep", "seconds": self.seconds}
+    def to_directive(self) -> protocol.Sleep:
+        return protocol.Sleep(self.seconds)
 
 
 def sleep(duration: timedelta) -> Sleep:
@@ -103,7 +103,8 @@ class Wait(StepResult):
     """Suspend until a signal arrives.
 
     Returned from a step it suspends after the step; used as a decorator on a step it is a
-    *gate*: entering the step suspends first and the signal runs the step's body (D6).
+    *gate*: entering the step suspends first and the signal runs the step's body (semantics:
+    "Gate waits and return waits").
     """
 
     signal: str
@@ -113,16 +114,8 @@ class Wait(StepResult):
     event: str | None = None
     match: dict[str, Any] | None = None
 
-    def to_directive(self) -> dict[str, Any]:
-        return {
-            "kind": "wait",
-            "signal": self.signal,
-            "timeout": self.timeout,
-            "on_timeout": self.on_timeout,
-            "display": dict(self.display),
-            "event": self.event,
-            "match": self.match,
-        }
+    def to_directive(self) -> protocol.Wait:
+        return protocol.Wait(self.signal, self.timeout, self.on_timeout, dict(self.display), self.event, self.match)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(fn):
@@ -175,7 +168,7 @@ class _WaitFactory:
     ) -> Wait:
         return _build_wait(signal, timeout, on_timeout, display_title, display_subtitle, display_waiting_for)
 
-    for_signal = __call__  # wait("x") is wait.for_signal("x") (D6)
+    for_signal = __call__  # wait("x") is wait.for_signal("x")
 
     def for_event(
         self,
@@ -191,7 +184,7 @@ class _WaitFactory:
         if not isinstance(event_name, str) or not event_name.strip():
             raise StepResultError(f"wait_for_event needs a non-empty event name, got {event_name!r}.")
         return _build_wait(
-            f"event:{event_name}",
+            protocol.event_signal(event_name),
             timeout,
             on_timeout,
             display_title,
@@ -211,8 +204,8 @@ class Complete(StepResult):
     merge: dict[str, Any]
     display: dict[str, str]
 
-    def to_directive(self) -> dict[str, Any]:
-        return {"kind": "complete", "display": dict(self.display)}
+    def to_directive(self) -> protocol.Complete:
+        return protocol.Complete(dict(self.display))
 
 
 def complete(display_title: str | None = None, display_subtitle: str | None = None, **merge: Any) -> Complete:
@@ -227,8 +220,8 @@ def complete(display_title: str | None = None, display_subtitle: str | None = No
 class Fail(StepResult):
     reason: str
 
-    def to_directive(self) -> dict[str, Any]:
-        return {"kind": "fail", "reason": self.reason}
+    def to_directive(self) -> protocol.Fail:
+        return protocol.Fail(self.reason)
 
 
 def fail(reason: str) -> Fail:
@@ -243,9 +236,9 @@ class Subflow(StepResult):
     kwargs: dict[str, Any]
     on_create: Callable[..., Any] | None = None
 
-    def to_directive(self) -> dict[str, Any]:
+    def to_directive(self) -> protocol.StartSubflow:
         # The child run is created by the step activity, which adds its start input here.
-        return {"kind": "subflow", "workflow": self.workflow, "on_complete": self.on_complete}
+        return protocol.StartSubflow(self.workflow, self.on_complete)
 
 
 def run_subflow(workflow: Any, on_complete: Any, on_create: Callable[..., Any] | None = None, **kwargs: Any) -> Subflow:

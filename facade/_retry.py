@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from ._errors import InvalidInputError
 
@@ -50,14 +49,6 @@ class Retry:
         """The wait before attempt number ``attempt`` (2 for the first retry)."""
         seconds = self.base_delay.total_seconds() * self.backoff_factor ** (attempt - 2)
         return min(timedelta(seconds=seconds), self.max_delay)
-
-    def to_spec(self) -> dict[str, Any]:
-        return {
-            "max_attempts": self.max_attempts,
-            "base_delay": self.base_delay.total_seconds(),
-            "max_delay": self.max_delay.total_seconds(),
-            "backoff_factor": float(self.backoff_factor),
-        }
 
 
 DEFAULT_RETRY = Retry()

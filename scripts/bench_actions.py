@@ -138,7 +138,7 @@ class Poster:
 
 def wait_at_action(run_id: int, timeout: float = 30.0) -> None:
     """Until the workflow itself waits at the action (not only the projection)."""
-    from facade._engine import engine
+    from facade import engine
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     globals()["urlpatterns"] = [path("statezero/", include("django_bridge.urls"))]  # ROOT_URLCONF is this module
     call_command("migrate", verbosity=0)
 
-    from facade._engine import engine
+    from facade import engine
     from facade.testing import TemporalTestEnvironment
 
     env = TemporalTestEnvironment()

@@ -15,7 +15,18 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client
 
-__all__ = ["connect", "get_client", "loop", "reset_client", "run_sync", "set_client"]
+from django_bridge.conf import automation_settings
+
+__all__ = [
+    "connect",
+    "current_client",
+    "get_client",
+    "loop",
+    "reset_client",
+    "run_sync",
+    "server_features",
+    "set_client",
+]
 
 T = TypeVar("T")
 
@@ -23,6 +34,10 @@ _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _client: Client | None = None
 _lock = threading.Lock()
+
+# What the connected server supports (e.g. whether our search attributes are registered),
+# learned once per client and forgotten when the client changes.
+server_features: dict[str, bool] = {}
 
 
 def loop() -> asyncio.AbstractEventLoop:
@@ -49,8 +64,7 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
 
 async def connect() -> Client:
     """Connect with the AUTOMATION settings (address, namespace, TLS, API key)."""
-    from django_bridge.conf import automation_settings as s
-
+    s = automation_settings
     tls: Any = bool(s.TEMPORAL_TLS) or bool(s.TEMPORAL_API_KEY)
     if s.TEMPORAL_TLS_CLIENT_CERT and s.TEMPORAL_TLS_CLIENT_KEY:
         from temporalio.service import TLSConfig
@@ -73,13 +87,16 @@ async def get_client() -> Client:
     return _client
 
 
+def current_client() -> Client | None:
+    """The client in use, if one is connected or set (the testing helpers save and restore it)."""
+    return _client
+
+
 def set_client(client: Client | None) -> None:
     """Use ``client`` from now on (the testing helpers point the engine at a test server)."""
     global _client
     _client = client
-    from facade import _engine
-
-    _engine.forget_server_features()
+    server_features.clear()
 
 
 def reset_client() -> None:

@@ -1,41 +1,43 @@
-"""``current_step_display``: one function, used by the Django model and the workflow query.
+"""``current_step_display``: one function, used by the ``WorkflowRun`` row and the workflow query.
 
-Standard library only, so the interpreter workflow may import it inside the sandbox.
+Pure, so the interpreter workflow may import it inside the sandbox.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from temporal_worker.protocol import WorkflowStatus
+from temporal_worker.transitions import RunState
+
 __all__ = ["current_step_display", "step_type"]
 
-WAITING_STATUSES = {"waiting", "suspended"}
+WAITING_STATUSES = {WorkflowStatus.WAITING, WorkflowStatus.SUSPENDED}
 
 
-def step_type(spec: dict[str, Any], state: dict[str, Any]) -> str:
-    step = (spec.get("steps") or {}).get(state.get("current_step") or "") or {}
+def step_type(spec: dict[str, Any], state: RunState) -> str:
+    step = (spec.get("steps") or {}).get(state.current_step) or {}
     if step.get("action"):
         return "action"
-    if state.get("status") in WAITING_STATUSES:
+    if state.status in WAITING_STATUSES:
         return "waiting"
     return "automated"
 
 
-def current_step_display(spec: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-    """All display metadata of a run's current state (DECISIONS D14)."""
-    status = state.get("status") or "running"
-    current = state.get("current_step") or ""
+def current_step_display(spec: dict[str, Any], state: RunState) -> dict[str, Any]:
+    """All display metadata of a run's current state (semantics: "Current step display")."""
+    status, current = state.status, state.current_step
     step = (spec.get("steps") or {}).get(current) or {}
     kind = step_type(spec, state)
     display: dict[str, Any] = {
-        "status": status,
+        "status": status.value,
         "current_step": current,
         "step_type": kind,
         "step_title": step.get("title") or current.replace("_", " "),
         "visible": step.get("visible", True),
-        "progress": float(state.get("progress") or 0.0),
-        "completion_display": dict(state.get("completion_display") or {}) if status == "completed" else {},
-        "waiting_display": dict(state.get("waiting_display") or {}) if status in WAITING_STATUSES else {},
+        "progress": float(state.progress or 0.0),
+        "completion_display": dict(state.completion_display or {}) if status == WorkflowStatus.COMPLETED else {},
+        "waiting_display": dict(state.waiting_display or {}) if status in WAITING_STATUSES else {},
         "step_display": step.get("display") or None,
     }
     if kind == "action":

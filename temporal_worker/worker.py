@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from temporal_worker.activities import dispatch
-from temporal_worker.interpreter import InterpreterWorkflow
+from temporal_worker.workflows import InterpreterWorkflow
 
 __all__ = ["StepExecutor", "build_worker"]
 
@@ -43,7 +43,9 @@ def _close_connections(barrier: threading.Barrier) -> None:
         pass
 
 
-def build_worker(client: Client, task_queue: str | None = None, *, max_concurrent_steps: int | None = None, **kwargs: Any) -> Worker:
+def build_worker(
+    client: Client, task_queue: str | None = None, *, max_concurrent_steps: int | None = None, **kwargs: Any
+) -> Worker:
     """A worker for every registered workflow.
 
     Steps are synchronous activities on a thread pool: the ORM is synchronous, and a slow

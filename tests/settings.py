@@ -76,5 +76,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_ai.automation": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {"django_temporal_automation": {"handlers": ["console"], "level": "WARNING"}},
 }

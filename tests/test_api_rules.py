@@ -28,8 +28,7 @@ from django_ai.automation.workflows.core import (
 )
 from django_ai.automation.workflows.models import StepExecution, WorkflowRun, WorkflowStatus
 from django_bridge.conf import automation_settings
-from facade import ContextUnavailableError, SignalPayloadError, TemporalUnavailableError
-from facade._registry import registry
+from facade import ContextUnavailableError, SignalPayloadError, TemporalUnavailableError, registry
 from temporal_worker import client as bridge
 from tests.testapp import rule_workflows as rw
 

@@ -12,7 +12,8 @@ from django.test import override_settings
 
 from django_bridge.checks import check_settings, check_temporal_reachable
 from django_bridge.conf import automation_settings
-from facade._registry import discover_workflow_modules, registry
+from facade import registry
+from facade.contract import discover_workflow_modules
 from tests.testapp import discovery
 
 UNREACHABLE = "127.0.0.1:1"

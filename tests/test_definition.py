@@ -19,8 +19,8 @@ from django_ai.automation.workflows.core import (
     wait,
     workflow,
 )
-from facade import WorkflowDefinitionError
-from facade._registry import registry
+from facade import WorkflowDefinitionError, registry
+from temporal_worker.spec import compile_spec
 
 
 @pytest.fixture(autouse=True)
@@ -390,7 +390,7 @@ def test_a_valid_class_is_registered_unchanged_with_its_spec():
     assert definition.start_step == "first" and definition.on_fail == "undo"
     assert list(definition.steps) == ["second", "first"]  # declaration order
     assert definition.steps["first"].retry is retry and definition.steps["second"].retry is retry
-    spec = definition.spec
+    spec = compile_spec(definition)
     assert spec["start"] == "first" and spec["order"] == ["second", "first"]
     assert spec["steps"]["first"]["title"] == "Begin here" and spec["steps"]["first"]["visible"] is False
     assert spec["steps"]["second"]["title"] == "second"

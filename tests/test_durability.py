@@ -253,9 +253,9 @@ def test_step_whose_completion_came_too_late_is_answered_from_the_record(active_
     recorded, release = threading.Event(), threading.Event()
     original = projection.record_directive
 
-    def record_then_stall(run, spec, step, seq, data, directive):
-        original(run, spec, step, seq, data, directive)
-        if spec["name"] == "durable_sleeper" and directive["kind"] == "sleep" and not recorded.is_set():
+    def record_then_stall(run_id, spec, step, seq, data, directive):
+        original(run_id, spec, step, seq, data, directive)
+        if spec["name"] == "durable_sleeper" and directive.kind == "sleep" and not recorded.is_set():
             recorded.set()
             release.wait(30)  # no answer now: Temporal gives up on this attempt
 

@@ -35,7 +35,7 @@ from django_bridge.models import WorkflowRun
 from facade import engine
 from facade.testing import TemporalTestEnvironment, wait_for
 from temporal_worker import client as bridge
-from temporal_worker.interpreter import InterpreterWorkflow
+from temporal_worker.workflows import InterpreterWorkflow
 from tests.testapp import durability_workflows  # noqa: F401  (registers the workflows used here)
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -263,7 +263,10 @@ def scrub_paths(text: str) -> str:
     import site
     import sys
 
-    prefixes = [str(Path(p)) + "/" for p in [*site.getsitepackages(), sys.prefix, sys.base_prefix, Path(__file__).resolve().parents[1]]]
+    prefixes = [
+        str(Path(p)) + "/"
+        for p in [*site.getsitepackages(), sys.prefix, sys.base_prefix, Path(__file__).resolve().parents[1]]
+    ]
     for prefix in sorted(prefixes, key=len, reverse=True):
         text = text.replace(prefix, "")
     return text

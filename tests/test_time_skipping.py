@@ -10,14 +10,14 @@ from temporalio.api.enums.v1 import EventType
 
 from django_ai.automation.workflows.core import engine
 from django_ai.automation.workflows.models import WorkflowRun, WorkflowStatus
-from facade import _engine
+from temporal_worker import client as bridge
 
 
 def test_time_skipping_server_has_no_search_attributes(ts):
     """The engine detects that the test server cannot take search attributes and starts without them."""
     run = ts.wait_until_finished(engine.start("user_onboarding", user_id=1))
     assert run.status == WorkflowStatus.COMPLETED, run.error
-    assert _engine._server_features.get("search_attributes") is False
+    assert bridge.server_features.get("search_attributes") is False
 
 
 def test_reminder_loop_sleeps_24h_three_times_then_escalates(ts):

@@ -30,7 +30,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from rest_framework.permissions import BasePermission
 
-from facade._registry import registry
+from facade import registry
 
 from .conf import api_settings
 

@@ -9,8 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from django_bridge.models import StepExecution, WorkflowRun
-from facade._registry import registry
-from facade._status import WorkflowStatus
+from facade import WorkflowStatus, registry
 
 __all__ = [
     "ActionSchemaListSerializer",
@@ -28,7 +27,7 @@ __all__ = [
 
 
 class DisplaySerializer(serializers.Serializer):
-    """``current_step_display`` (DECISIONS D14)."""
+    """``current_step_display`` (semantics: "Current step display")."""
 
     status = serializers.ChoiceField(choices=WorkflowStatus.choices)
     current_step = serializers.CharField(allow_blank=True)
@@ -146,7 +145,7 @@ class SignalSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="Context fields to merge into the run (D3). Strings may not hold NUL (\\u0000).",
+        help_text="Context fields to merge into the run; keys that are not Context fields are ignored. Strings may not hold NUL (\\u0000).",
     )
 
 

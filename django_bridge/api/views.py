@@ -28,21 +28,14 @@ from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from django_bridge.models import WorkflowRun
-from facade._actions import ActionInfo, find_action, list_actions, submit_action
-from facade._engine import engine
-from facade._errors import (
-    AutomationError,
-    InvalidInputError,
-    RunStateError,
-    SignalPayloadError,
-    TemporalUnavailableError,
-)
-from facade._registry import registry
-from facade._status import WorkflowStatus
+from facade import AutomationError, InvalidInputError, RunStateError, TemporalUnavailableError, WorkflowStatus
+from facade.contract import ActionInfo, find_action, list_actions
+from temporal_worker.actions import submit_action
+from temporal_worker.engine import engine
 
 from .conf import api_settings
+from .describe import RUN_FIELD, describe_action, document
 from .permissions import action_permissions, default_permissions, scoped_runs
-from .schema import RUN_FIELD, describe_action, document
 from .serializers import (
     ActionSchemaListSerializer,
     ActionSchemaSerializer,
@@ -281,9 +274,9 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
         if api_settings.hook("RUN_QUERYSET") is None:
             return Response({"reached": engine.signal(name, payload)})
         # Scoped: only the runs this request may see. Check the payload against all of them
-        # first, so a bad payload wakes none (D3).
+        # first, so a bad payload wakes none (semantics: "Merging data into the Context").
         runs = list(self.get_queryset().filter(status=WorkflowStatus.SUSPENDED, waiting_signal=name))
-        _check_payload(runs, name, payload)
+        engine.check_payload_fits(name, engine.validate_signal(name, payload), runs)
         return Response({"reached": sum(engine.signal(name, payload, run_id=r.pk) for r in runs)})
 
     @document(
@@ -314,26 +307,6 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str | None = None) -> Response:
         return Response(self.get_object().current_step_display)
-
-
-def _check_payload(runs: list[WorkflowRun], name: str, payload: dict[str, Any] | None) -> None:
-    from pydantic import ValidationError as PydanticValidationError
-
-    from facade._definition import _validation_summary
-    from temporal_worker.activities import merge_into
-
-    for run in runs:
-        if run.name not in registry:
-            continue
-        try:
-            merge_into(registry.get(run.name).load_context(run.data), payload)
-        except PydanticValidationError as exc:
-            raise SignalPayloadError(
-                f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
-                f"{_validation_summary(exc)}. Send values of the Context's field types; no run was signalled.",
-                workflow=run.name,
-                run_id=run.pk,
-            ) from None
 
 
 # ---------------------------------------------------------------------- actions

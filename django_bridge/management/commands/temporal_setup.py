@@ -40,7 +40,7 @@ class Command(AutomationCommand):
 
         from django_bridge.conf import automation_settings as s
         from temporal_worker import client as bridge
-        from temporal_worker.interpreter import SEARCH_ATTRIBUTE_KEYS
+        from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
         namespace = str(s.TEMPORAL_NAMESPACE)
         where = f"{s.TEMPORAL_ADDRESS} namespace {namespace}"

@@ -1,24 +1,21 @@
 """The interpreter workflow: one Temporal workflow definition that runs every @workflow.
 
 It is registered as the *dynamic* workflow, so the Temporal workflow type of each run is the
-user's workflow name. Its input carries the compiled spec of that workflow as data (recorded
-in history), and every step runs as an activity named ``<workflow>.<step>``. User code and
-Django only ever run inside activities; this module imports neither, so it is deterministic
-and safe in the workflow sandbox.
-
-Input (a JSON dict)::
-
-    {"run_id": int, "spec": {...}, "context": {...}, "start_step": str, "seq": int,
-     "options": {"step_timeout": s, "heartbeat_timeout": s, "search_attributes": bool}}
+user's workflow name. Its input (``StartInput``) carries the compiled spec of that workflow as
+data recorded in history, and every step runs as an activity named ``<workflow>.<step>``. User
+code and Django only ever run inside activities; this module imports the protocol, the pure
+state transitions and temporalio, nothing else, so it is deterministic and sandbox-safe.
 
 Each entry into a step gets the next ``seq``. Waits are identified by ``(signal, seq)`` so a
-late signal meant for an earlier wait can never wake a later one (D9).
+late signal meant for an earlier wait can never wake a later one (semantics: "Waits are
+race-free").
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,16 +24,34 @@ from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from temporal_worker.display import current_step_display
+from temporal_worker.protocol import (
+    ACTION_UPDATE,
+    DISPLAY_QUERY,
+    FAILURE_TYPE,
+    NOT_WAITING_FOR_ACTION,
+    RECORD_ACTIVITY,
+    SEARCH_ATTRIBUTE_NAMES,
+    SIGNAL_MARKER,
+    ChildOutcome,
+    Complete,
+    Directive,
+    Fail,
+    Goto,
+    RecordInput,
+    RecordOp,
+    Sleep,
+    StartInput,
+    StartSubflow,
+    StepInput,
+    StepOutcome,
+    Wait,
+    WorkflowStatus,
+)
+from temporal_worker.transitions import RunState, after_directive, entering, invalid_target, next_in_order, running
 
-RECORD_ACTIVITY = "automation.record"
-ACTION_UPDATE = "automation.action"
-DISPLAY_QUERY = "current_step_display"
-SIGNAL_MARKER = "__automation_signal__"
-FAILURE_TYPE = "WorkflowFailed"
+__all__ = ["SEARCH_ATTRIBUTE_KEYS", "InterpreterWorkflow"]
 
-STATUS_KEY = SearchAttributeKey.for_keyword("AutomationStatus")
-STEP_KEY = SearchAttributeKey.for_keyword("AutomationStep")
-WAITING_KEY = SearchAttributeKey.for_keyword("AutomationWaitingFor")
+STATUS_KEY, STEP_KEY, WAITING_KEY = (SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTE_NAMES)
 SEARCH_ATTRIBUTE_KEYS = (STATUS_KEY, STEP_KEY, WAITING_KEY)
 
 _NOT_RECEIVED = object()
@@ -61,52 +76,48 @@ def human_duration(seconds: float) -> str:
 @workflow.defn(dynamic=True)
 class InterpreterWorkflow:
     def __init__(self) -> None:
+        self.inp: StartInput | None = None
         self.run_id = 0
         self.name = ""
         self.spec: dict[str, Any] = {}
-        self.options: dict[str, Any] = {}
         self.context: dict[str, Any] = {}
         self.seq = 0
-        self.state: dict[str, Any] = {"status": "running", "current_step": "", "progress": 0.0}
+        self.state = RunState()
         self._waiting: tuple[str, int] | None = None
         self._received: Any = _NOT_RECEIVED
         self._early: dict[tuple[str, int], Any] = {}
         self._action_step: str | None = None
         self._action_request: dict[str, Any] | None = None
         self._action_done: int = -1
-        self._action_error: str | None = None
         self._published: tuple[str, str, str] | None = None
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
-        inp = workflow.payload_converter().from_payload(args[0].payload, dict)
-        self.run_id = inp["run_id"]
-        self.spec = inp["spec"]
+        inp = StartInput.from_wire(workflow.payload_converter().from_payload(args[0].payload, dict))
+        self.inp = inp
+        self.run_id, self.spec, self.context, self.seq = inp.run_id, inp.spec, inp.context, inp.seq
         self.name = self.spec["name"]
-        self.options = inp.get("options") or {}
-        self.context = inp["context"]
-        self.seq = int(inp.get("seq", 0))
-        self.state.update(inp.get("state") or {})
-        self.state["current_step"] = inp["start_step"]
+        self.state = RunState.from_wire(inp.state)
+        self.state.current_step = inp.start_step
         # The engine sets the search attributes at start: publish only what changes from there.
         sa = workflow.info().typed_search_attributes
-        if self.options.get("search_attributes") and sa.get(STATUS_KEY) is not None:
+        if inp.options.search_attributes and sa.get(STATUS_KEY) is not None:
             self._published = (sa.get(STATUS_KEY) or "", sa.get(STEP_KEY) or "", sa.get(WAITING_KEY) or "")
-        self._early = {(k[0], int(k[1])): v for k, v in inp.get("early_signals") or []}
+        self._early = {(k[0], int(k[1])): v for k, v in inp.early_signals or []}
         # "entry" is set when this run continued as new in the middle of a run.
-        entry = inp.get("entry") or {"resume": bool(inp.get("resume"))}
+        entry = dict(inp.entry) if inp.entry is not None else {"resume": inp.resume}
         try:
-            await self._interpret(inp["start_step"], entry)
+            await self._interpret(inp.start_step, entry)
         except RunFailed as failed:
             self._publish()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(failed.reason, {"context": self.context}, type=FAILURE_TYPE, non_retryable=True)
         except asyncio.CancelledError:
             # Cancellation reached us (engine.cancel): record it, then end as Canceled.
-            self._set(status="cancelled")
+            self._set(status=WorkflowStatus.CANCELLED)
             self._publish()
-            await self._record({"op": "cancelled", "step": self.state["current_step"]})
+            await self._record(RecordOp.CANCELLED, self.state.current_step)
             raise
         self._publish()
         # An action answered by the last step returns its answer before the run closes.
@@ -129,14 +140,17 @@ class InterpreterWorkflow:
             spec_step = self.spec["steps"][step]
             gate, action = spec_step.get("gate"), spec_step.get("action")
             if (gate or action) and entry.pop("enter", False):
-                await self._record({"op": "enter", "step": step})
+                await self._record(RecordOp.ENTER, step)
             if action and "action_args" not in entry:
                 entry = {**entry, "resume": True, "action_args": await self._await_action(step)}
             elif gate and "signal" not in entry:
-                self._set(status="suspended", waiting_for=gate["signal"], waiting_display=gate.get("display") or {})
+                self._set(**entering(self.spec, step, self.seq))
                 payload = await self._wait(gate["signal"], gate.get("timeout"))
                 if payload is _NOT_RECEIVED:
-                    step, entry = await self._after_timeout(gate, step), {"resume": True, "enter": True}
+                    step, entry = (
+                        await self._after_timeout(gate["signal"], gate.get("on_timeout"), step),
+                        {"resume": True, "enter": True},
+                    )
                     continue
                 entry = {**entry, "resume": True, "signal": payload}
 
@@ -144,83 +158,96 @@ class InterpreterWorkflow:
             if action:
                 # The update handler answers once this loop blocks again, with the new state.
                 self._action_done = self.seq
-            kind = directive["kind"]
-            if kind == "goto":
-                if directive["step"] not in self.spec["steps"]:
-                    await self._fail(step, f"workflow {self.name!r} step {step!r}: goto target {directive['step']!r} is not a step of this workflow", recorded=False)
-                if directive.get("progress") is not None:
-                    self._set(progress=directive["progress"])
-                step, entry = directive["step"], {}
+            problem = invalid_target(self.spec, step, directive)
+            if problem is not None:  # the activity checks this too; a directive it never saw may not
+                await self._fail(step, f"workflow {self.name!r} step {step!r}: {problem}", recorded=False)
+            if isinstance(directive, Goto):
+                if directive.progress is not None:
+                    self._set(progress=directive.progress)
+                step, entry = directive.step, {}
                 self.seq += 1
-            elif kind == "sleep":
-                self._set(status="waiting")
+            elif isinstance(directive, Sleep):
+                self._apply(step, directive)
                 self._publish()
-                await workflow.sleep(directive["seconds"], summary=f"sleep {human_duration(directive['seconds'])} in {step}")
+                await workflow.sleep(directive.seconds, summary=f"sleep {human_duration(directive.seconds)} in {step}")
                 self.seq += 1
                 entry = {"resume": True}
-            elif kind == "wait":
-                self._set(status="suspended", waiting_for=directive["signal"], waiting_display=directive.get("display") or {})
-                payload = await self._wait(directive["signal"], directive.get("timeout"))
+            elif isinstance(directive, Wait):
+                self._apply(step, directive)
+                payload = await self._wait(directive.signal, directive.timeout)
                 if payload is _NOT_RECEIVED:
-                    step, entry = await self._after_timeout(directive, step), {"resume": True, "enter": True}
+                    step, entry = (
+                        await self._after_timeout(directive.signal, directive.on_timeout, step),
+                        {"resume": True, "enter": True},
+                    )
                     continue
-                following = self._next_in_order(step)
+                following = next_in_order(self.spec, step)
                 if following is None:
-                    await self._record({"op": "complete", "step": step, "signal": payload})
-                    self._set(status="completed", progress=1.0)
+                    await self._record(RecordOp.COMPLETE, step, signal=payload)
+                    self._set(status=WorkflowStatus.COMPLETED, progress=1.0)
                     return
                 self.seq += 1
                 step, entry = following, {"resume": True, "enter": True, "merge": payload}
-            elif kind == "complete":
-                self._set(status="completed", progress=1.0, completion_display=directive.get("display") or {})
+            elif isinstance(directive, Complete):
+                self._apply(step, directive)
                 return
-            elif kind == "fail":
-                await self._fail(step, directive["reason"], recorded=True)
-            elif kind == "subflow":
-                self._set(status="suspended", waiting_for=f"subflow:{directive['workflow']}")
+            elif isinstance(directive, Fail):
+                await self._fail(step, directive.reason, recorded=True)
+            elif isinstance(directive, StartSubflow):
+                self._apply(step, directive)
                 result = await self._run_child(directive)
                 self.seq += 1
-                step = directive["on_complete"]
+                step = directive.on_complete
                 entry = {"resume": True, "enter": True, "subflow_result": result}
-            else:  # a directive this version does not know: never loop silently
-                await self._fail(step, f"unknown step result kind {kind!r}", recorded=False)
 
     def _continue_as_new(self, step: str, entry: dict[str, Any]) -> None:
         """Carry on in a fresh history (long sleep loops): same workflow id, same run row."""
-        workflow.continue_as_new(
-            {
-                "run_id": self.run_id,
-                "spec": self.spec,
-                "context": self.context,
-                "start_step": step,
-                "seq": self.seq,
-                "options": self.options,
-                "entry": entry,
-                "state": {k: v for k, v in self.state.items() if k != "current_step"},
-                "early_signals": [[list(k), v] for k, v in self._early.items()],
-            }
+        assert self.inp is not None
+        carried = replace(
+            self.inp,
+            context=self.context,
+            start_step=step,
+            seq=self.seq,
+            entry=entry,
+            state=self.state.to_wire(),
+            early_signals=[[list(k), v] for k, v in self._early.items()],
         )
-
-    def _next_in_order(self, step: str) -> str | None:
-        order = self.spec["order"]
-        i = order.index(step)
-        return order[i + 1] if i + 1 < len(order) else None
+        workflow.continue_as_new(carried.to_wire())
 
     # ------------------------------------------------------------------ steps
-    async def _run_step(self, step: str, entry: dict[str, Any]) -> dict[str, Any]:
+    def _activity_options(self) -> dict[str, Any]:
+        assert self.inp is not None
+        return {
+            "start_to_close_timeout": timedelta(seconds=self.inp.options.step_timeout),
+            "heartbeat_timeout": timedelta(seconds=self.inp.options.heartbeat_timeout),
+        }
+
+    async def _run_step(self, step: str, entry: dict[str, Any]) -> Directive:
         spec_step = self.spec["steps"][step]
         retry = spec_step["retry"]
-        self._set(status="running", waiting_for="")
-        if self._published is not None and self._published[0] != "running":
+        self._set(**running(step))
+        if self._published is not None and self._published[0] != WorkflowStatus.RUNNING:
             # Leaving a wait: say so. Step-to-step moves are not published, since each upsert is a
             # history event; the step attribute names where the run last started or blocked.
             self._publish()
+        child = entry.get("subflow_result")
+        step_input = StepInput(
+            run_id=self.run_id,
+            workflow=self.name,
+            step=step,
+            seq=self.seq,
+            context=self.context,
+            resume=bool(entry.get("resume")),
+            signal=entry.get("signal"),
+            merge=entry.get("merge"),
+            subflow_result=child,
+            action_args=entry.get("action_args"),
+        )
         try:
             result = await workflow.execute_activity(
                 f"{self.name}.{step}",
-                {"run_id": self.run_id, "workflow": self.name, "step": step, "seq": self.seq, "context": self.context, **entry},
-                start_to_close_timeout=timedelta(seconds=self.options.get("step_timeout", 3600)),
-                heartbeat_timeout=timedelta(seconds=self.options.get("heartbeat_timeout", 10)),
+                step_input.to_wire(),
+                **self._activity_options(),
                 retry_policy=RetryPolicy(
                     maximum_attempts=retry["max_attempts"],
                     initial_interval=timedelta(seconds=retry["base_delay"]),
@@ -233,45 +260,63 @@ class InterpreterWorkflow:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause or err)
             attempts = retry["max_attempts"]
-            await self._fail(step, f"step {step!r} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {message}", recorded=False)
-        self.context = result["context"]
-        return result["directive"]
+            await self._fail(
+                step,
+                f"step {step!r} failed after {attempts} attempt{'s' if attempts != 1 else ''}: {message}",
+                recorded=False,
+            )
+        try:
+            outcome = StepOutcome.from_wire(result)
+        except ValueError as err:  # a directive this version does not know: never loop silently
+            await self._fail(step, str(err), recorded=False)
+        self.context = outcome.context
+        assert outcome.directive is not None
+        return outcome.directive
 
     async def _fail(self, step: str, reason: str, *, recorded: bool) -> None:
-        """Record the failure, run @on_fail, and end the run as failed (D15)."""
+        """Record the failure, run @on_fail, and end the run as failed (semantics: "On-fail handlers and definition errors")."""
         if not recorded:
-            await self._record({"op": "step_failed", "step": step, "error": reason})
+            await self._record(RecordOp.STEP_FAILED, step, error=reason)
         on_fail = self.spec.get("on_fail")
         if on_fail:
+            step_input = StepInput(
+                run_id=self.run_id,
+                workflow=self.name,
+                step=step,
+                seq=self.seq,
+                context=self.context,
+                on_fail=True,
+                error=reason,
+            )
             result = await workflow.execute_activity(
                 f"{self.name}.{on_fail}",
-                {"run_id": self.run_id, "workflow": self.name, "step": step, "seq": self.seq, "context": self.context, "error": reason, "on_fail": True},
-                start_to_close_timeout=timedelta(seconds=self.options.get("step_timeout", 3600)),
-                heartbeat_timeout=timedelta(seconds=self.options.get("heartbeat_timeout", 10)),
+                step_input.to_wire(),
+                **self._activity_options(),
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"on_fail: {on_fail}",
             )
-            self.context = result["context"]
-        self._set(status="failed")
+            self.context = StepOutcome.from_wire(result).context
+        self._set(status=WorkflowStatus.FAILED)
         raise RunFailed(reason)
 
-    async def _after_timeout(self, wait: dict[str, Any], step: str) -> str:
-        """A wait timed out: jump to on_timeout (D7), or fail the run."""
-        target = wait.get("on_timeout")
-        if not target:
-            await self._fail(step, f"timed out waiting for {wait['signal']!r}", recorded=False)
-        if target not in self.spec["steps"]:
-            await self._fail(step, f"on_timeout target {target!r} of step {step!r} is not a step of workflow {self.name!r}", recorded=False)
+    async def _after_timeout(self, signal: str, on_timeout: str | None, step: str) -> str:
+        """A wait timed out: jump to on_timeout, or fail the run (semantics: "Wait timeouts")."""
+        if not on_timeout:
+            await self._fail(step, f"timed out waiting for {signal!r}", recorded=False)
+        assert on_timeout is not None
         self.seq += 1
-        return target
+        return on_timeout
 
-    async def _record(self, change: dict[str, Any]) -> None:
+    async def _record(self, op: RecordOp, step: str, *, error: str | None = None, signal: Any = None) -> None:
+        record = RecordInput(
+            op=op, run_id=self.run_id, workflow=self.name, seq=self.seq, step=step, error=error, signal=signal
+        )
         result = await workflow.execute_activity(
             RECORD_ACTIVITY,
-            {"run_id": self.run_id, "workflow": self.name, "seq": self.seq, **change},
+            record.to_wire(),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            summary=f"record {change['op']}",
+            summary=f"record {op.value}",
         )
         if isinstance(result, dict) and "context" in result:
             self.context = result["context"]
@@ -307,14 +352,14 @@ class InterpreterWorkflow:
             if self._received is _NOT_RECEIVED:
                 self._received = payload
         elif seq is not None and seq >= self.seq:
-            # The run is about to wait on this (D9): the step that returned wait() has written
-            # the projection but this workflow has not applied its result yet.
+            # The run is about to wait on this: the step that returned wait() has written the
+            # projection but this workflow has not applied its result yet (semantics: "Waits are
+            # race-free").
             self._early.setdefault((name, seq), payload)
 
     # ------------------------------------------------------------------ actions (Temporal Updates)
     async def _await_action(self, step: str) -> dict[str, Any]:
-        action = self.spec["steps"][step]["action"]
-        self._set(status="suspended", waiting_for=f"action:{action['name']}")
+        self._set(**entering(self.spec, step, self.seq))
         self._action_step = step
         self._action_request = None
         self._publish()
@@ -329,7 +374,9 @@ class InterpreterWorkflow:
     async def submit_action(self, request: dict[str, Any]) -> dict[str, Any]:
         seq = self.seq
         self._action_request = request
-        await workflow.wait_condition(lambda: self._action_done >= seq or self.state["status"] in ("failed", "cancelled"))
+        await workflow.wait_condition(
+            lambda: self._action_done >= seq or self.state.status in (WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
+        )
         return {"display": self.display(), "run_id": self.run_id}
 
     @submit_action.validator
@@ -337,54 +384,60 @@ class InterpreterWorkflow:
         step = self._action_step
         wanted = request.get("action") if isinstance(request, dict) else None
         if step is None or self._action_request is not None:
-            raise ApplicationError(f"run {self.run_id} is not waiting at an action (status {self.state['status']}, step {self.state['current_step']!r})", type="NotWaitingForAction")
+            raise ApplicationError(
+                f"run {self.run_id} is not waiting at an action (status {self.state.status.value}, step {self.state.current_step!r})",
+                type=NOT_WAITING_FOR_ACTION,
+            )
         name = self.spec["steps"][step]["action"]["name"]
         if wanted != name:
-            raise ApplicationError(f"run {self.run_id} is waiting at action {name!r}, not {wanted!r}", type="NotWaitingForAction")
+            raise ApplicationError(
+                f"run {self.run_id} is waiting at action {name!r}, not {wanted!r}", type=NOT_WAITING_FOR_ACTION
+            )
 
     # ------------------------------------------------------------------ subflows
-    async def _run_child(self, directive: dict[str, Any]) -> dict[str, Any]:
-        child = directive["child"]
+    async def _run_child(self, directive: StartSubflow) -> ChildOutcome:
+        child = directive.child
+        assert child is not None and self.inp is not None
         self._publish()
         try:
             handle = await workflow.start_child_workflow(
-                directive["workflow"],
-                {**child["input"], "options": self.options},
-                id=child["workflow_id"],
+                directive.workflow,
+                replace(child.input, options=self.inp.options).to_wire(),
+                id=child.workflow_id,
                 task_queue=workflow.info().task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"subflow of {self.name} step {self.state['current_step']}",
+                static_summary=f"subflow of {self.name} step {self.state.current_step}",
             )
             result = await handle
-            return {"status": "completed", "context": result.get("context"), "run_id": child["run_id"], "error": None}
+            return ChildOutcome("completed", result.get("context"), child.run_id)
         except ChildWorkflowError as err:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                # This run is being cancelled: the child was cancelled first (depth-first,
-                # D17); now cancel this run rather than resuming at on_complete.
+                # This run is being cancelled: the child was cancelled first (depth-first); now
+                # cancel this run rather than resuming at on_complete (semantics: "Cancelling a run").
                 raise asyncio.CancelledError() from err
             cause = err.cause
             details = list(getattr(cause, "details", ()) or ())
             context = details[0].get("context") if details and isinstance(details[0], dict) else None
             status = "cancelled" if "cancel" in type(cause).__name__.lower() else "failed"
-            return {"status": status, "context": context, "run_id": child["run_id"], "error": getattr(cause, "message", None) or str(err)}
+            return ChildOutcome(status, context, child.run_id, getattr(cause, "message", None) or str(err))
 
     # ------------------------------------------------------------------ live state
     @workflow.query(name=DISPLAY_QUERY)
     def display(self) -> dict[str, Any]:
         return current_step_display(self.spec, self.state)
 
-    def _set(self, **changes: Any) -> None:
-        waiting_for = changes.pop("waiting_for", None)
-        if waiting_for is not None:
-            self.state["waiting_for"] = waiting_for
-        self.state.update(changes)
-        if changes.get("status") in ("running", "completed", "failed", "cancelled"):
-            self.state["waiting_display"] = {}
-        details = [f"**{self.name}** run {self.run_id}", f"status: {self.state['status']}", f"step: {self.state['current_step']}"]
-        if self.state.get("waiting_for"):
-            details.append(f"waiting for: {self.state['waiting_for']}")
-        details.append(f"progress: {round(float(self.state.get('progress') or 0) * 100)}%")
+    def _apply(self, step: str, directive: Directive) -> None:
+        change, _ = after_directive(self.spec, step, self.seq, directive)
+        self._set(**change)
+
+    def _set(self, **change: Any) -> None:
+        self.state.apply(change)
+        state = self.state
+        details = [f"**{self.name}** run {self.run_id}", f"status: {state.status.value}", f"step: {state.current_step}"]
+        if state.waiting_for:
+            details.append(f"waiting for: {state.waiting_for}")
+        details.append(f"progress: {round(float(state.progress or 0) * 100)}%")
         workflow.set_current_details("\n\n".join(details))
 
     def _publish(self) -> None:
@@ -393,23 +446,13 @@ class InterpreterWorkflow:
         Each upsert is a history event, so intermediate states of one workflow task are not
         published.
         """
-        if not self.options.get("search_attributes"):
+        assert self.inp is not None
+        if not self.inp.options.search_attributes:
             return
-        values = (self.state["status"], self.state["current_step"] or "", self.state.get("waiting_for") or "")
+        values = (self.state.status.value, self.state.current_step or "", self.state.waiting_for or "")
         if values == self._published:
             return
         self._published = values
         workflow.upsert_search_attributes(
             [STATUS_KEY.value_set(values[0]), STEP_KEY.value_set(values[1]), WAITING_KEY.value_set(values[2])]
         )
-
-
-__all__ = [
-    "ACTION_UPDATE",
-    "DISPLAY_QUERY",
-    "FAILURE_TYPE",
-    "InterpreterWorkflow",
-    "RECORD_ACTIVITY",
-    "SEARCH_ATTRIBUTE_KEYS",
-    "SIGNAL_MARKER",
-]

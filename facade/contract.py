@@ -1,0 +1,34 @@
+"""What the other layers of this library read from declarations: the definition model, action
+lookup, context binding and merging, and the result types a step returns.
+
+Users import from ``facade`` (or the documented ``django_ai...`` paths); the Temporal side
+(``temporal_worker``) and the Django app (``django_bridge``) import these names from here, never
+from the private modules behind them.
+"""
+
+from ._actions import ActionInfo, action_for_run, find_action, list_actions
+from ._context import bind_context
+from ._definition import StepDef, WorkflowDefinition
+from ._payloads import merge_into, validation_summary
+from ._registry import discover_workflow_modules
+from ._results import Complete, Fail, Goto, Sleep, StepResult, Subflow, Wait
+
+__all__ = [
+    "ActionInfo",
+    "Complete",
+    "Fail",
+    "Goto",
+    "Sleep",
+    "StepDef",
+    "StepResult",
+    "Subflow",
+    "Wait",
+    "WorkflowDefinition",
+    "action_for_run",
+    "bind_context",
+    "discover_workflow_modules",
+    "find_action",
+    "list_actions",
+    "merge_into",
+    "validation_summary",
+]

@@ -1,0 +1,56 @@
+"""Activities: where user code and Django run.
+
+One dynamic activity serves every step (its type is ``<workflow>.<step>``, readable in the
+Temporal UI), every ``@on_fail`` handler and the projection records the workflow asks for.
+It is synchronous on purpose: the Django ORM is synchronous, and the worker runs it on a
+thread pool so a slow step never blocks the worker's event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import close_old_connections
+from temporalio import activity
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from django_bridge.models import WorkflowRun
+from temporal_worker.protocol import RECORD_ACTIVITY, RUN_DELETED, RecordInput, StepInput
+
+from .heartbeat import HeartbeatTicker, heartbeats
+from .records import record
+from .steps import run_on_fail, run_step
+
+__all__ = ["HeartbeatTicker", "dispatch", "heartbeats"]
+
+
+@activity.defn(dynamic=True)
+def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
+    """Entry point of every activity of the interpreter workflow."""
+    wire = activity.payload_converter().from_payload(args[0].payload, dict)
+    # Django's request signals never fire in a worker: close stale connections ourselves.
+    close_old_connections()
+    try:
+        if activity.info().activity_type == RECORD_ACTIVITY:
+            try:
+                request = RecordInput.from_wire(wire)
+            except ValueError as exc:  # an operation this version does not know
+                raise ApplicationError(f"cannot record {wire!r}: {exc}", non_retryable=True) from None
+            return record(request)
+        inp = StepInput.from_wire(wire)
+        if inp.on_fail:
+            return run_on_fail(inp).to_wire()
+        return run_step(inp).to_wire()
+    except WorkflowRun.DoesNotExist:
+        # The row was deleted (admin, a flushed test database): retrying cannot bring it back,
+        # and retrying forever would keep the workflow open. End it.
+        raise ApplicationError(
+            f"workflow {wire.get('workflow')!r} run {wire.get('run_id')}: its WorkflowRun row was deleted, "
+            "so the run cannot go on; start a new run.",
+            type=RUN_DELETED,
+            non_retryable=True,
+        ) from None
+    finally:
+        close_old_connections()

@@ -1,0 +1,462 @@
+"""The typed protocol between the engine, the interpreter workflow, the activities and the projection.
+
+Everything that crosses a layer is declared here: the run and step status vocabulary, the wire
+names Temporal sees (signal marker, update, query, record activity, failure types, search
+attribute names), the start input of a run's workflow, the input and outcome of a step
+activity, the directives a step's result turns into, and the record operations the workflow
+asks the projection for.
+
+Standard library only: the interpreter workflow imports this module inside Temporal's sandbox,
+and the declaration layer (``facade``) imports it without pulling in Django or temporalio.
+
+Each message converts to and from the JSON dict that travels in Temporal payloads
+(``to_wire`` / ``from_wire``). The wire shapes are what recorded histories contain, so they only
+change together with a ``workflow.patched()`` gate in the interpreter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import EnumType, StrEnum
+from typing import Any, ClassVar
+
+__all__ = [
+    "ACTION_UPDATE",
+    "DISPLAY_QUERY",
+    "FAILURE_TYPE",
+    "NOT_WAITING_FOR_ACTION",
+    "RECORD_ACTIVITY",
+    "RUN_DELETED",
+    "SEARCH_ATTRIBUTE_NAMES",
+    "SIGNAL_MARKER",
+    "ChildOutcome",
+    "ChildStart",
+    "Complete",
+    "Directive",
+    "Fail",
+    "Goto",
+    "RecordInput",
+    "RecordOp",
+    "RunOptions",
+    "Sleep",
+    "StartInput",
+    "StartSubflow",
+    "StepInput",
+    "StepOutcome",
+    "StepStatus",
+    "Wait",
+    "WorkflowStatus",
+    "directive_from_wire",
+    "event_signal",
+]
+
+# ---------------------------------------------------------------------- wire names
+RECORD_ACTIVITY = "automation.record"
+"""The activity type of projection records that no step activity writes (timeouts, cancel, ...)."""
+ACTION_UPDATE = "automation.action"
+"""The Temporal Update that submits a human step (an action)."""
+DISPLAY_QUERY = "current_step_display"
+"""The Temporal query answering a run's live display."""
+SIGNAL_MARKER = "__automation_signal__"
+"""Key that marks a signal sent by the engine (with its wait sequence) from one sent by hand."""
+FAILURE_TYPE = "WorkflowFailed"
+"""ApplicationError type of a run that ended failed; its details hold ``{"context": ...}``."""
+NOT_WAITING_FOR_ACTION = "NotWaitingForAction"
+"""ApplicationError type of an action Update the run is not waiting for."""
+RUN_DELETED = "RunDeleted"
+"""ApplicationError type of an activity whose run row was deleted."""
+SEARCH_ATTRIBUTE_NAMES = ("AutomationStatus", "AutomationStep", "AutomationWaitingFor")
+"""Keyword search attributes a run publishes: status, step, and what it waits for."""
+
+
+def event_signal(event_name: str) -> str:
+    """The signal a wait for the model event ``event_name`` listens on."""
+    return f"event:{event_name}"
+
+
+# ---------------------------------------------------------------------- statuses
+class _ChoicesType(EnumType):
+    """Gives a str enum Django's ``choices``/``values``/``labels`` without importing Django."""
+
+    @property
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(member.value, member.label) for member in cls]  # type: ignore[attr-defined]
+
+    @property
+    def values(cls) -> list[str]:
+        return [member.value for member in cls]  # type: ignore[attr-defined]
+
+    @property
+    def labels(cls) -> list[str]:
+        return [member.label for member in cls]  # type: ignore[attr-defined]
+
+
+class _Status(StrEnum, metaclass=_ChoicesType):
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class WorkflowStatus(_Status):
+    """Where a run is. Finished runs are completed, failed or cancelled."""
+
+    RUNNING = "running"
+    WAITING = "waiting"  # on a timer: a sleep or a retry's backoff
+    SUSPENDED = "suspended"  # on a signal, an event, an action or a child run
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def finished(cls) -> set[WorkflowStatus]:
+        return {cls.COMPLETED, cls.FAILED, cls.CANCELLED}
+
+
+class StepStatus(_Status):
+    """How one entry into a step ended, as its history row records it."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# ---------------------------------------------------------------------- directives
+@dataclass(frozen=True)
+class Goto:
+    kind: ClassVar[str] = "goto"
+    step: str
+    progress: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "step": self.step, "progress": self.progress}
+
+
+@dataclass(frozen=True)
+class Sleep:
+    kind: ClassVar[str] = "sleep"
+    seconds: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Suspend until ``signal`` arrives (after the step, or before it when it is a gate)."""
+
+    kind: ClassVar[str] = "wait"
+    signal: str
+    timeout: float | None = None
+    on_timeout: str | None = None
+    display: dict[str, str] = field(default_factory=dict)
+    event: str | None = None
+    match: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "signal": self.signal,
+            "timeout": self.timeout,
+            "on_timeout": self.on_timeout,
+            "display": dict(self.display),
+            "event": self.event,
+            "match": self.match,
+        }
+
+
+@dataclass(frozen=True)
+class Complete:
+    kind: ClassVar[str] = "complete"
+    display: dict[str, str] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "display": dict(self.display)}
+
+
+@dataclass(frozen=True)
+class Fail:
+    kind: ClassVar[str] = "fail"
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ChildStart:
+    """The child run the step activity created, and how the workflow starts it."""
+
+    run_id: int
+    workflow_id: str
+    input: StartInput
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "workflow_id": self.workflow_id, "input": self.input.to_wire()}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ChildStart:
+        return cls(int(data["run_id"]), data["workflow_id"], StartInput.from_wire(data["input"]))
+
+
+@dataclass(frozen=True)
+class StartSubflow:
+    kind: ClassVar[str] = "subflow"
+    workflow: str
+    on_complete: str
+    child: ChildStart | None = None  # set by the step activity once the child's row exists
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"kind": self.kind, "workflow": self.workflow, "on_complete": self.on_complete}
+        if self.child is not None:
+            wire["child"] = self.child.to_wire()
+        return wire
+
+
+Directive = Goto | Sleep | Wait | Complete | Fail | StartSubflow
+"""What a step's result tells the workflow to do next; ``kind`` names it on the wire."""
+
+
+def directive_from_wire(data: dict[str, Any]) -> Directive:
+    """The directive a wire dict describes; an unknown kind is a ``ValueError``."""
+    kind = data.get("kind")
+    if kind == "goto":
+        return Goto(data["step"], data.get("progress"))
+    if kind == "sleep":
+        return Sleep(float(data["seconds"]))
+    if kind == "wait":
+        return Wait(
+            data["signal"],
+            data.get("timeout"),
+            data.get("on_timeout"),
+            dict(data.get("display") or {}),
+            data.get("event"),
+            data.get("match"),
+        )
+    if kind == "complete":
+        return Complete(dict(data.get("display") or {}))
+    if kind == "fail":
+        return Fail(data["reason"])
+    if kind == "subflow":
+        child = data.get("child")
+        return StartSubflow(data["workflow"], data["on_complete"], ChildStart.from_wire(child) if child else None)
+    raise ValueError(f"unknown step result kind {kind!r}")
+
+
+# ---------------------------------------------------------------------- the start input
+@dataclass(frozen=True)
+class RunOptions:
+    """Worker-side options fixed when a run starts (from the AUTOMATION settings)."""
+
+    step_timeout: float = 3600.0
+    heartbeat_timeout: float = 10.0
+    search_attributes: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "step_timeout": self.step_timeout,
+            "heartbeat_timeout": self.heartbeat_timeout,
+            "search_attributes": self.search_attributes,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any] | None) -> RunOptions:
+        data = data or {}
+        return cls(
+            float(data.get("step_timeout", 3600.0)),
+            float(data.get("heartbeat_timeout", 10.0)),
+            bool(data.get("search_attributes", False)),
+        )
+
+
+@dataclass(frozen=True)
+class StartInput:
+    """The input of a run's workflow: a new run, a retried one, or one continued as new.
+
+    ``spec`` is the compiled workflow (plain JSON data). A fresh start has ``resume``; a run that
+    continued as new carries its ``entry`` (how the current step is entered), its live
+    ``state`` and the signals that arrived early.
+    """
+
+    run_id: int
+    spec: dict[str, Any]
+    context: dict[str, Any]
+    start_step: str
+    seq: int = 0
+    resume: bool = False
+    options: RunOptions = field(default_factory=RunOptions)
+    entry: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    early_signals: list[Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "run_id": self.run_id,
+            "spec": self.spec,
+            "context": self.context,
+            "start_step": self.start_step,
+            "seq": self.seq,
+        }
+        if self.entry is None:
+            wire["resume"] = self.resume
+        wire["options"] = self.options.to_wire()
+        if self.entry is not None:
+            wire.update(entry=self.entry, state=self.state or {}, early_signals=self.early_signals or [])
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StartInput:
+        return cls(
+            run_id=int(data["run_id"]),
+            spec=data["spec"],
+            context=data["context"],
+            start_step=data["start_step"],
+            seq=int(data.get("seq", 0)),
+            resume=bool(data.get("resume")),
+            options=RunOptions.from_wire(data.get("options")),
+            entry=data.get("entry"),
+            state=data.get("state"),
+            early_signals=data.get("early_signals"),
+        )
+
+
+# ---------------------------------------------------------------------- step activities
+@dataclass(frozen=True)
+class ChildOutcome:
+    """How a child run ended, as its parent's ``on_complete`` step receives it."""
+
+    status: str
+    context: dict[str, Any] | None
+    run_id: int
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"status": self.status, "context": self.context, "run_id": self.run_id, "error": self.error}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ChildOutcome:
+        return cls(data["status"], data.get("context"), int(data["run_id"]), data.get("error"))
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """The input of the activity ``<workflow>.<step>`` (and of the ``@on_fail`` handler's).
+
+    ``resume``: the projection must be set back to running first. The step's inputs, at most
+    one of them: ``signal`` (the payload that opened its gate), ``merge`` (the payload of the wait
+    before it), ``subflow_result``, ``action_args``. ``on_fail`` with ``error``: run the
+    workflow's ``@on_fail`` handler for a run failing at ``step``.
+    """
+
+    run_id: int
+    workflow: str
+    step: str
+    seq: int
+    context: dict[str, Any]
+    resume: bool = False
+    signal: dict[str, Any] | None = None
+    merge: dict[str, Any] | None = None
+    subflow_result: ChildOutcome | None = None
+    action_args: dict[str, Any] | None = None
+    on_fail: bool = False
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "step": self.step,
+            "seq": self.seq,
+            "context": self.context,
+        }
+        if self.on_fail:
+            wire.update(error=self.error, on_fail=True)
+            return wire
+        if self.resume:
+            wire["resume"] = True
+        for key in ("signal", "merge", "action_args"):
+            if getattr(self, key) is not None:
+                wire[key] = getattr(self, key)
+        if self.subflow_result is not None:
+            wire["subflow_result"] = self.subflow_result.to_wire()
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StepInput:
+        child = data.get("subflow_result")
+        return cls(
+            run_id=int(data["run_id"]),
+            workflow=data["workflow"],
+            step=data["step"],
+            seq=int(data["seq"]),
+            context=data.get("context") or {},
+            resume=bool(data.get("resume")),
+            signal=data.get("signal"),
+            merge=data.get("merge"),
+            subflow_result=ChildOutcome.from_wire(child) if child else None,
+            action_args=data.get("action_args"),
+            on_fail=bool(data.get("on_fail")),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step activity answers: the new Context, and the directive (none for ``@on_fail``)."""
+
+    context: dict[str, Any]
+    directive: Directive | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"context": self.context}
+        if self.directive is not None:
+            wire["directive"] = self.directive.to_wire()
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StepOutcome:
+        directive = data.get("directive")
+        return cls(data["context"], directive_from_wire(directive) if directive else None)
+
+
+# ---------------------------------------------------------------------- records
+class RecordOp(StrEnum):
+    """Projection writes the workflow asks for when no step activity makes them."""
+
+    ENTER = "enter"  # a gated or action step was entered by a jump (timeout, wait, subflow)
+    STEP_FAILED = "step_failed"  # a step failed without a result (retries exhausted, timeout)
+    COMPLETE = "complete"  # a wait returned by the last step was answered
+    CANCELLED = "cancelled"  # the run was cancelled
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    """The input of the ``automation.record`` activity."""
+
+    op: RecordOp
+    run_id: int
+    workflow: str
+    seq: int
+    step: str
+    error: str | None = None
+    signal: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"run_id": self.run_id, "workflow": self.workflow, "seq": self.seq}
+        wire.update(op=self.op.value, step=self.step)
+        if self.error is not None:
+            wire["error"] = self.error
+        if self.op is RecordOp.COMPLETE:
+            wire["signal"] = self.signal
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> RecordInput:
+        return cls(
+            op=RecordOp(data["op"]),
+            run_id=int(data["run_id"]),
+            workflow=data["workflow"],
+            seq=int(data["seq"]),
+            step=data["step"],
+            error=data.get("error"),
+            signal=data.get("signal"),
+        )

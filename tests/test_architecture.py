@@ -1,0 +1,105 @@
+"""The import rules of docs/architecture.md, beyond import-linter's contracts (run by `make test`).
+
+import-linter checks layers and cycles between siblings; this checks the whole module graph:
+no cycle at all once the documented upward edges (lazy, commented) are set aside, and that the
+interpreter workflow's modules stay free of Django and user code when imported for real.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("facade", "temporal_worker", "django_bridge", "django_ai")
+
+
+def upward_edges() -> set[tuple[str, str]]:
+    """The upward edges the layers contract lists as ignored (each one lazy and commented)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")
+    edges = set()
+    for expression in layers["ignore_imports"]:
+        importer, imported = (part.strip() for part in expression.split("->"))
+        edges.add((importer, imported))
+    return edges
+
+
+def strongly_connected(graph: grimp.ImportGraph, skip: set[tuple[str, str]]) -> list[set[str]]:
+    """Tarjan's algorithm over the module graph: every group of modules that import each other."""
+    modules = sorted(m for m in graph.modules if m.split(".")[0] in PACKAGES)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    counter = 0
+
+    def visit(module: str) -> None:
+        nonlocal counter
+        index[module] = low[module] = counter
+        counter += 1
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported.split(".")[0] not in PACKAGES or (module, imported) in skip:
+                continue
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for module in modules:
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def test_the_upward_edges_are_the_documented_four():
+    assert upward_edges() == {
+        ("facade", "temporal_worker.engine"),
+        ("facade", "temporal_worker.actions"),
+        ("facade.testing", "temporal_worker.testing"),
+        ("django_bridge.models", "temporal_worker.engine"),
+    }
+
+
+def test_no_import_cycles_once_the_upward_edges_are_set_aside():
+    graph = grimp.build_graph(*PACKAGES)
+    assert strongly_connected(graph, upward_edges()) == []
+
+
+def test_the_cycle_check_sees_a_cycle():
+    """The check above can fail: with the upward edges counted, the models and the engine form one."""
+    graph = grimp.build_graph(*PACKAGES)
+    groups = strongly_connected(graph, set())
+    assert any({"django_bridge.models", "temporal_worker.engine"} <= group for group in groups)
+
+
+def test_the_interpreter_and_the_declarations_import_no_django():
+    """Imported in a fresh interpreter, the sandboxed and declaration modules load no Django."""
+    code = (
+        "import sys\n"
+        "import temporal_worker.workflows, temporal_worker.protocol, temporal_worker.transitions\n"
+        "import facade\n"
+        "from django_ai.automation.workflows import metadata\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'django_bridge', 'rest_framework'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
