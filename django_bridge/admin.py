@@ -16,7 +16,16 @@ class StepExecutionInline(admin.TabularInline):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "status", "current_step", "progress_percent", "waiting_signal", "created_at", "temporal_link")
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "current_step",
+        "progress_percent",
+        "waiting_signal",
+        "created_at",
+        "temporal_link",
+    )
     list_filter = ("status", "name")
     search_fields = ("name", "temporal_workflow_id", "current_step", "waiting_signal")
     readonly_fields = ("temporal_link", "created_at", "updated_at", "finished_at")
@@ -30,7 +39,9 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     def temporal_link(self, run: WorkflowRun) -> str:
         if not run.temporal_ui_url:
             return "-"
-        return format_html('<a href="{}" target="_blank" rel="noopener">history in Temporal UI</a>', run.temporal_ui_url)
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">history in Temporal UI</a>', run.temporal_ui_url
+        )
 
 
 @admin.register(StepExecution)

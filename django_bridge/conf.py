@@ -39,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONCURRENT_STEPS": 16,  # worker threads running steps
     "SEARCH_ATTRIBUTES": True,  # publish run status/step/signal as Temporal search attributes
     "START_ATTEMPTS": 3,  # tries to reach Temporal when starting a run before it is marked failed
+    # Seconds the worker keeps retrying its own database work (loading a run, recording a
+    # transition) through a database outage before an attempt fails; see "Database outages".
+    "DATABASE_OUTAGE_ALLOWANCE": 600.0,
+    # Treat connection-level database errors raised by a step's own code as an outage too:
+    # the step is run again when the database is back, without using one of its attempts.
+    "STEP_DATABASE_ERRORS_ARE_OUTAGES": False,
 }
 
 # setting key -> environment variable that overrides it

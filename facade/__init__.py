@@ -18,6 +18,7 @@ from ._definition import on_fail, step
 from ._errors import (
     AutomationError,
     ContextUnavailableError,
+    DatabaseUnavailableError,
     InvalidInputError,
     RunStateError,
     SignalPayloadError,
@@ -45,6 +46,7 @@ from ._status import StepStatus, WorkflowStatus
 __all__ = [
     "AutomationError",
     "ContextUnavailableError",
+    "DatabaseUnavailableError",
     "Engine",
     "FieldDisplayConfig",
     "FieldGroup",

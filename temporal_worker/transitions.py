@@ -27,7 +27,7 @@ from temporal_worker.protocol import (
 )
 
 __all__ = [
-    "CLEAR_WAIT",
+    "clear_wait",
     "HistoryRow",
     "RunState",
     "after_directive",
@@ -37,14 +37,17 @@ __all__ = [
     "running",
 ]
 
-CLEAR_WAIT: dict[str, Any] = {
-    "waiting_for": "",
-    "waiting_signal": "",
-    "wait_seq": None,
-    "on_timeout": "",
-    "wake_after": None,
-    "waiting_display": {},
-}
+
+def clear_wait() -> dict[str, Any]:
+    """The change of a run that waits for nothing (a fresh dict each time: callers keep it)."""
+    return {
+        "waiting_for": "",
+        "waiting_signal": "",
+        "wait_seq": None,
+        "on_timeout": "",
+        "wake_after": None,
+        "waiting_display": {},
+    }
 
 
 @dataclass
@@ -103,7 +106,7 @@ def entering(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
     """
     spec_step = spec["steps"][step]
     gate, action = spec_step.get("gate"), spec_step.get("action")
-    change: dict[str, Any] = {"current_step": step, **CLEAR_WAIT}
+    change: dict[str, Any] = {"current_step": step, **clear_wait()}
     if gate:
         change.update(
             status=WorkflowStatus.SUSPENDED,
@@ -123,14 +126,14 @@ def entering(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
 
 def running(step: str) -> dict[str, Any]:
     """The change of a step's body starting to run."""
-    return {"current_step": step, "status": WorkflowStatus.RUNNING, **CLEAR_WAIT}
+    return {"current_step": step, "status": WorkflowStatus.RUNNING, **clear_wait()}
 
 
 def after_directive(
     spec: dict[str, Any], step: str, seq: int, directive: Directive
 ) -> tuple[dict[str, Any], HistoryRow | None]:
     """The change a step's directive makes, and the history row it records."""
-    change: dict[str, Any] = {"current_step": step, **CLEAR_WAIT}
+    change: dict[str, Any] = {"current_step": step, **clear_wait()}
     row: HistoryRow | None = HistoryRow(StepStatus.COMPLETED)
     if isinstance(directive, Goto):
         change = entering(spec, directive.step, seq + 1)

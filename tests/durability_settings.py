@@ -12,7 +12,11 @@ from tests.settings import AUTOMATION, DATABASES
 
 AUTOMATION = {
     **AUTOMATION,
-    "WORKFLOW_MODULES": [*AUTOMATION.get("WORKFLOW_MODULES", []), "tests.testapp.durability_workflows"],
+    "WORKFLOW_MODULES": [
+        *AUTOMATION.get("WORKFLOW_MODULES", []),
+        "tests.testapp.durability_workflows",
+        "tests.testapp.outage_workflows",
+    ],
 }
 
 if os.environ.get("DURABILITY_DB_NAME"):

@@ -17,6 +17,7 @@ import facade
 FACADE_ALL = [
     "AutomationError",
     "ContextUnavailableError",
+    "DatabaseUnavailableError",
     "Engine",
     "FieldDisplayConfig",
     "FieldGroup",

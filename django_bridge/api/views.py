@@ -2,7 +2,7 @@
 
 Status codes: 400 invalid input (per-field messages), 401/403 from DRF authentication and
 permissions, 404 unknown run or action (or a run outside ``RUN_QUERYSET``), 409 a run whose
-state does not allow the request (``RunStateError``), 503 Temporal unreachable.
+state does not allow the request (``RunStateError``), 503 Temporal or the database unreachable.
 """
 
 from __future__ import annotations
@@ -28,8 +28,16 @@ from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from django_bridge.models import WorkflowRun
-from facade import AutomationError, InvalidInputError, RunStateError, TemporalUnavailableError, WorkflowStatus
+from facade import (
+    AutomationError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    RunStateError,
+    TemporalUnavailableError,
+    WorkflowStatus,
+)
 from facade.contract import ActionInfo, find_action, list_actions
+from temporal_worker import outages
 from temporal_worker.actions import submit_action
 from temporal_worker.engine import engine
 
@@ -62,7 +70,7 @@ def authenticators(default: Callable[[], list[Any]]) -> list[Any]:
 def error_response(exc: AutomationError, *, display: dict[str, Any] | None = None) -> Response:
     if isinstance(exc, RunStateError):
         code = status.HTTP_409_CONFLICT
-    elif isinstance(exc, TemporalUnavailableError):
+    elif isinstance(exc, (TemporalUnavailableError, DatabaseUnavailableError)):
         code = status.HTTP_503_SERVICE_UNAVAILABLE
     else:
         code = status.HTTP_400_BAD_REQUEST
@@ -110,6 +118,11 @@ class AutomationAPIMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, AutomationError):
             return error_response(exc)
+        if outages.is_outage(exc):  # the API's own queries (listing runs, loading the session)
+            outages.close_connections()
+            return error_response(
+                DatabaseUnavailableError(f"the database is unavailable ({str(exc).strip()}); nothing was changed.")
+            )
         return super().handle_exception(exc)  # type: ignore[misc]
 
 

@@ -77,6 +77,11 @@ else:
 AUTOMATION = {
     # Runs started here are picked up by `manage.py temporal_worker` polling the same queue.
     "TASK_QUEUE": "example-shop",
+    # A database restart delays runs instead of failing them: the worker waits this long (the
+    # default), and a step's own database errors count as outages too (off by default; the
+    # shop's steps are safe to run again after a failed query).
+    "DATABASE_OUTAGE_ALLOWANCE": 600,
+    "STEP_DATABASE_ERRORS_ARE_OUTAGES": True,
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,4 +1,4 @@
-"""One daemon thread that heartbeats every running step of this worker."""
+"""One daemon thread that heartbeats every running step of this worker, with its details."""
 
 from __future__ import annotations
 
@@ -11,7 +11,23 @@ from typing import Any
 
 from temporalio import activity
 
-__all__ = ["HeartbeatTicker", "heartbeats"]
+__all__ = ["Beat", "HeartbeatTicker", "heartbeats"]
+
+
+class Beat:
+    """One activity's heartbeat. ``details`` travel with every heartbeat and reach the next
+    attempt of the activity (``activity.info().heartbeat_details``) if this one dies."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.details: tuple[Any, ...] = ()
+        self.context = contextvars.copy_context()
+        self.due = time.monotonic() + interval
+
+    def send_now(self, *details: Any) -> None:
+        """Set the details and heartbeat them at once (call from the activity's own thread)."""
+        self.details = details
+        activity.heartbeat(*details)
 
 
 class HeartbeatTicker:
@@ -27,20 +43,21 @@ class HeartbeatTicker:
 
     def __init__(self) -> None:
         self.paused = False
-        self._beats: dict[object, list[Any]] = {}
+        self._beats: dict[object, Beat] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def beating(self, interval: float) -> Iterator[None]:
+    def beating(self, interval: float) -> Iterator[Beat]:
         token = object()
+        beat = Beat(interval)
         with self._lock:
-            self._beats[token] = [contextvars.copy_context(), interval, time.monotonic() + interval]
+            self._beats[token] = beat
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="step-heartbeats", daemon=True)
                 self._thread.start()
         try:
-            yield
+            yield beat
         finally:
             with self._lock:
                 self._beats.pop(token, None)
@@ -52,12 +69,12 @@ class HeartbeatTicker:
                 continue
             now = time.monotonic()
             with self._lock:
-                due = [beat for beat in self._beats.values() if beat[2] <= now]
+                due = [beat for beat in self._beats.values() if beat.due <= now]
                 for beat in due:
-                    beat[2] = now + beat[1]
-            for ctx, _, _ in due:
+                    beat.due = now + beat.interval
+            for beat in due:
                 try:
-                    ctx.run(activity.heartbeat)
+                    beat.context.run(activity.heartbeat, *beat.details)
                 except Exception:  # the step finished meanwhile
                     pass
 

@@ -6,16 +6,31 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from django_bridge.conf import automation_settings
 from django_bridge.models import WorkflowRun
 from facade import registry
 from facade.contract import merge_into
-from temporal_worker import projection
+from temporal_worker import outages, projection
 from temporal_worker.protocol import RecordInput, RecordOp
 
 __all__ = ["record"]
 
+# A record attempt may run 60 s (the interpreter's start-to-close timeout) and is retried by
+# Temporal without limit; wait out an outage inside the attempt for most of that.
+RECORD_OUTAGE_ALLOWANCE = 45.0
+
 
 def record(inp: RecordInput) -> dict[str, Any]:
+    """Write what the workflow asks for; every write is idempotent, so an outage just delays it."""
+    allowance = min(RECORD_OUTAGE_ALLOWANCE, float(automation_settings.DATABASE_OUTAGE_ALLOWANCE))
+    return outages.retrying(
+        f"workflow {inp.workflow!r} run {inp.run_id}: recording {inp.op.value}",
+        lambda: _record(inp),
+        allowance=allowance,
+    )
+
+
+def _record(inp: RecordInput) -> dict[str, Any]:
     run_id, seq, step = inp.run_id, inp.seq, inp.step
     if inp.op is RecordOp.ENTER:
         spec = WorkflowRun.objects.values_list("spec", flat=True).get(pk=run_id)

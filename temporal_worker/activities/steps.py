@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
+from django_bridge.conf import automation_settings
 from django_bridge.models import WorkflowRun
 from facade import AutomationError, StepResultError, SubflowResult, TemporalUnavailableError, registry
 from facade.contract import (
@@ -21,7 +25,7 @@ from facade.contract import (
     merge_into,
     validation_summary,
 )
-from temporal_worker import projection
+from temporal_worker import outages, projection
 from temporal_worker.protocol import (
     ChildStart,
     Directive,
@@ -47,61 +51,145 @@ def _dump(ctx: BaseModel) -> dict[str, Any]:
 
 
 def run_step(inp: StepInput) -> StepOutcome:
-    definition = registry.get(inp.workflow)
-    step_name, run_id, seq = inp.step, inp.run_id, inp.seq
-    step = definition.steps[step_name]
-    info = activity.info()
-    spec = compile_spec(definition)
+    """Run one attempt of a step; the library's own database work waits out outages.
 
+    Only the step's own exceptions count against its ``Retry`` (semantics: "Database outages").
+    Once the step's method has returned, its outcome is kept: in memory while the transition is
+    written, and in the heartbeat details, so an attempt that dies before the write lands is
+    followed by one that only writes it.
+    """
+    definition = registry.get(inp.workflow)
+    info = activity.info()
+    heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
+    with heartbeats.beating(heartbeat_every) as beat:
+        spec = compile_spec(definition)
+        kept = _kept_outcome(inp, info.heartbeat_details)
+        if kept is not None:
+            # An earlier attempt ran the step and died before its transition was written.
+            beat.send_now(*info.heartbeat_details)
+            return _write(inp, spec, kept)
+        ready = outages.retrying(f"{_label(inp)}: loading the run", lambda: _prepare(definition, inp))
+        if isinstance(ready, Recorded):
+            return ready.outcome
+        if isinstance(ready, StepOutcome):  # ends before the step's method runs
+            return _write(inp, spec, ready)
+        ctx, kwargs = ready
+        result = _call_step(definition, inp, ctx, kwargs)
+        outcome = _decide(inp, spec, ctx, result)
+        try:
+            return _write(inp, spec, outcome, allowance=0)
+        except Exception as exc:
+            if not outages.is_outage(exc):
+                raise
+            # Keep the outcome where the next attempt finds it should this worker die before
+            # the database is back; only then (a heartbeat is a round trip to the server).
+            beat.send_now({KEPT_OUTCOME: {"seq": inp.seq, "step": inp.step, "outcome": outcome.to_wire()}})
+            return _write(inp, spec, outcome)
+
+
+KEPT_OUTCOME = "automation_outcome"
+
+
+def _label(inp: StepInput) -> str:
+    return f"workflow {inp.workflow!r} run {inp.run_id} step {inp.step!r}"
+
+
+def _kept_outcome(inp: StepInput, details: Any) -> StepOutcome | None:
+    """The outcome an earlier attempt of this very entry kept in its heartbeat details."""
+    for detail in details or ():
+        kept = detail.get(KEPT_OUTCOME) if isinstance(detail, dict) else None
+        if kept and kept.get("seq") == inp.seq and kept.get("step") == inp.step:
+            return StepOutcome.from_wire(kept["outcome"])
+    return None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An outcome already written by an earlier attempt of this entry."""
+
+    outcome: StepOutcome
+
+
+def _prepare(
+    definition: WorkflowDefinition, inp: StepInput
+) -> Recorded | StepOutcome | tuple[BaseModel, dict[str, Any]]:
+    """Load what the step needs: its Context and arguments; or an outcome that ends it early.
+
+    Safe to run again after a database error: it reads, and its one write is idempotent.
+    """
+    run_id, step_name, seq = inp.run_id, inp.step, inp.seq
+    attempt = activity.info().attempt
+    outages.check_connection()
     # A failed attempt saved its context (semantics: "Failed attempts keep their context");
     # later attempts continue from it.
     data = inp.context
-    if info.attempt > 1:
+    if attempt > 1:
         data, last = WorkflowRun.objects.values_list("data", "last_transition").get(pk=run_id)
         if last and last.get("seq") == seq and last.get("step") == step_name:
             # An earlier attempt finished and recorded its result, but Temporal never got the
             # answer (server down, or a write slower than the heartbeat timeout). Running the
             # step again would start from its own output: answer with what was recorded.
-            return StepOutcome(data, directive_from_wire(last["directive"]))
+            return Recorded(StepOutcome(data, directive_from_wire(last["directive"])))
     ctx = definition.load_context(data)
     try:
         merge_into(ctx, inp.merge)
         merge_into(ctx, inp.signal)
     except ValidationError as exc:
-        return _finish(run_id, spec, step_name, seq, ctx, Fail(
-            f"workflow {definition.name!r} run {run_id} step {step_name!r}: the signal payload does not fit "
-            f"the Context: {validation_summary(exc)}"
-        ))
-    if inp.resume or info.attempt > 1:
+        reason = f"{_label(inp)}: the signal payload does not fit the Context: {validation_summary(exc)}"
+        return StepOutcome(_dump(ctx), Fail(reason).to_directive())
+    if inp.resume or attempt > 1:
         projection.mark_running(run_id, step_name)
+    try:
+        kwargs = _step_kwargs(definition, definition.steps[step_name], inp)
+    except AutomationError as exc:
+        return StepOutcome(_dump(ctx), Fail(exc.message).to_directive())
+    return ctx, kwargs
 
+
+def _call_step(definition: WorkflowDefinition, inp: StepInput, ctx: BaseModel, kwargs: dict[str, Any]) -> Any:
+    """Call the user's method with ``get_context()`` bound; what it returns, or a ``Fail``.
+
+    The step's own exceptions follow its ``Retry``: the attempt's context is saved and the
+    exception re-raised for Temporal to retry. With ``STEP_DATABASE_ERRORS_ARE_OUTAGES``, a
+    connection-level database error from the step waits for the database and runs it again
+    instead, within the outage allowance.
+    """
+    step = definition.steps[inp.step]
+    info = activity.info()
     instance = definition.cls()
     instance.context = ctx
-    try:
-        kwargs = _step_kwargs(definition, step, inp)
-    except AutomationError as exc:
-        return _finish(run_id, spec, step_name, seq, ctx, Fail(exc.message))
-    heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
-    with bind_context(ctx), heartbeats.beating(heartbeat_every):
-        try:
-            result = getattr(instance, step_name)(**kwargs)
-        except Exception as exc:
-            # AutomationError is a programming error (retrying cannot help), so the run fails now;
-            # TemporalUnavailableError (an engine call while the server is down) is transient.
-            if isinstance(exc, AutomationError) and not isinstance(exc, TemporalUnavailableError):
-                result = Fail(f"workflow {definition.name!r} run {run_id} step {step_name!r}: {exc.message}")
-            else:
+    deadline = time.monotonic() + float(automation_settings.DATABASE_OUTAGE_ALLOWANCE)
+    with bind_context(ctx):
+        while True:
+            try:
+                return getattr(instance, inp.step)(**kwargs)
+            except Exception as exc:
+                # AutomationError is a programming error (retrying cannot help), so the run fails now;
+                # TemporalUnavailableError (an engine call while the server is down) is transient.
+                if isinstance(exc, AutomationError) and not isinstance(exc, TemporalUnavailableError):
+                    return Fail(f"{_label(inp)}: {exc.message}")
+                if (
+                    automation_settings.STEP_DATABASE_ERRORS_ARE_OUTAGES
+                    and outages.is_outage(exc)
+                    and time.monotonic() < deadline
+                ):
+                    logger.warning(
+                        "%s: the database is unavailable (%s); running it again once it is back", _label(inp), exc
+                    )
+                    outages.close_connections()
+                    outages.wait_for_database(_label(inp), allowance=max(0.0, deadline - time.monotonic()))
+                    continue
                 attempts = step.retry.max_attempts
                 retry_in = step.retry.delay_before(info.attempt + 1) if info.attempt < attempts else None
-                projection.save_failed_attempt(run_id, _dump(ctx), retry_in)
+                data = _dump(ctx)
+                outages.retrying(
+                    f"{_label(inp)}: saving a failed attempt",
+                    functools.partial(projection.save_failed_attempt, inp.run_id, data, retry_in),
+                )
                 logger.warning(
-                    "workflow %r run %s step %r attempt %s/%s raised %s: %s",
-                    definition.name, run_id, step_name, info.attempt, attempts, type(exc).__name__, exc,
+                    "%s attempt %s/%s raised %s: %s", _label(inp), info.attempt, attempts, type(exc).__name__, exc
                 )
                 raise
-        # Still heartbeating: a slow projection write must not look like a dead worker. Still
-        # bound: an on_create hook of run_subflow sees this run's Context.
-        return _finish(run_id, spec, step_name, seq, ctx, result)
 
 
 def _step_kwargs(definition: WorkflowDefinition, step: StepDef, inp: StepInput) -> dict[str, Any]:
@@ -127,20 +215,21 @@ def _step_kwargs(definition: WorkflowDefinition, step: StepDef, inp: StepInput) 
         raise StepResultError(
             f"workflow {definition.name!r} step {step.name!r} takes {missing} but the run entered it without them; "
             "only action steps receive fields and on_complete steps receive subflow_result.",
-            workflow=definition.name, step=step.name,
+            workflow=definition.name,
+            step=step.name,
         )
     return kwargs
 
 
-def _finish(run_id: int, spec: dict[str, Any], step_name: str, seq: int, ctx: BaseModel, result: Any) -> StepOutcome:
-    """Turn a step's result into a directive, write the projection, answer the workflow."""
-    prefix = f"workflow {spec['name']!r} run {run_id} step {step_name!r}"
+def _decide(inp: StepInput, spec: dict[str, Any], ctx: BaseModel, result: Any) -> StepOutcome:
+    """Turn a step's result into its outcome: the new Context and a directive."""
+    prefix = _label(inp)
     if not isinstance(result, StepResult):
         result = Fail(
             f"{prefix} returned {result!r}, which is not a step result: return goto(...), complete(...), "
             "fail(...), sleep(...), wait(...), wait_for_event(...) or run_subflow(...)"
         )
-    problem = invalid_target(spec, step_name, result.to_directive())
+    problem = invalid_target(spec, inp.step, result.to_directive())
     if problem is not None:
         result = Fail(f"{prefix}: {problem}")
     if isinstance(result, Complete):
@@ -151,33 +240,52 @@ def _finish(run_id: int, spec: dict[str, Any], step_name: str, seq: int, ctx: Ba
     directive: Directive = result.to_directive()
     if isinstance(result, Subflow):
         try:
-            directive = _start_subflow(run_id, seq, ctx, result)
+            # Still bound: an on_create hook of run_subflow sees this run's Context.
+            with bind_context(ctx):
+                directive = _start_subflow(inp.run_id, inp.seq, ctx, result)
         except AutomationError as exc:
             directive = Fail(f"{prefix}: run_subflow failed: {exc.message}").to_directive()
-    data = _dump(ctx)
-    projection.record_directive(run_id, spec, step_name, seq, data, directive)
-    return StepOutcome(data, directive)
+    return StepOutcome(_dump(ctx), directive)
+
+
+def _write(
+    inp: StepInput, spec: dict[str, Any], outcome: StepOutcome, *, allowance: float | None = None
+) -> StepOutcome:
+    """Write the transition of ``outcome`` before the workflow applies it, through outages."""
+    assert outcome.directive is not None
+    directive = outcome.directive
+    outages.retrying(
+        f"{_label(inp)}: recording its result",
+        lambda: projection.record_directive(inp.run_id, spec, inp.step, inp.seq, outcome.context, directive),
+        allowance=allowance,
+    )
+    return outcome
 
 
 def _start_subflow(run_id: int, seq: int, ctx: BaseModel, result: Subflow) -> StartSubflow:
     """Create (once) the child run row; the workflow starts it as a Temporal child workflow."""
     child_def = registry.get(result.workflow)
     child_ctx = child_def.create_context(**result.kwargs)
-    parent = WorkflowRun.objects.only("temporal_workflow_id", "task_queue").get(pk=run_id)
-    child_wf_id = f"{parent.temporal_workflow_id}/{seq}-{child_def.name}"
     spec = compile_spec(child_def)
-    child, _ = WorkflowRun.objects.get_or_create(
-        temporal_workflow_id=child_wf_id,
-        defaults={
-            "name": child_def.name,
-            "version": child_def.version,
-            "parent_id": run_id,
-            "data": _dump(child_ctx),
-            "spec": spec,
-            "task_queue": parent.task_queue,
-            **projection.entry_fields(spec, child_def.start_step, 0),
-        },
-    )
+
+    def create_child() -> tuple[WorkflowRun, str]:
+        parent = WorkflowRun.objects.only("temporal_workflow_id", "task_queue").get(pk=run_id)
+        workflow_id = f"{parent.temporal_workflow_id}/{seq}-{child_def.name}"
+        row, _ = WorkflowRun.objects.get_or_create(  # keyed by the workflow id: safe to run again
+            temporal_workflow_id=workflow_id,
+            defaults={
+                "name": child_def.name,
+                "version": child_def.version,
+                "parent_id": run_id,
+                "data": _dump(child_ctx),
+                "spec": spec,
+                "task_queue": parent.task_queue,
+                **projection.entry_fields(spec, child_def.start_step, 0),
+            },
+        )
+        return row, workflow_id
+
+    child, child_wf_id = outages.retrying(f"run {run_id}: creating its {child_def.name!r} subflow", create_child)
     if "active_subworkflow_run_id" in type(ctx).model_fields:
         ctx.active_subworkflow_run_id = child.pk  # type: ignore[attr-defined]
     if result.on_create is not None:
@@ -190,7 +298,7 @@ def _start_subflow(run_id: int, seq: int, ctx: BaseModel, result: Subflow) -> St
 def run_on_fail(inp: StepInput) -> StepOutcome:
     """Run the workflow's ``@on_fail`` handler (semantics: "On-fail handlers and definition errors")."""
     definition = registry.get(inp.workflow)
-    run = WorkflowRun.objects.get(pk=inp.run_id)
+    run = outages.retrying(f"{_label(inp)}: loading the run", lambda: WorkflowRun.objects.get(pk=inp.run_id))
     ctx = definition.load_context(run.data or inp.context)
     instance = definition.cls()
     instance.context = ctx
@@ -202,8 +310,14 @@ def run_on_fail(inp: StepInput) -> StepOutcome:
             # Compensation errors are logged; the run keeps its original failure.
             logger.exception(
                 "workflow %r run %s: the @on_fail handler %r raised; the run stays failed with: %s",
-                definition.name, run.pk, definition.on_fail, inp.error,
+                definition.name,
+                run.pk,
+                definition.on_fail,
+                inp.error,
             )
     data = _dump(ctx)
-    projection.record_finished_failed(run.pk, data, inp.error or "")
+    outages.retrying(
+        f"{_label(inp)}: recording the failure",
+        lambda: projection.record_finished_failed(run.pk, data, inp.error or ""),
+    )
     return StepOutcome(data)

@@ -23,31 +23,35 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from temporal_worker.display import current_step_display
-from temporal_worker.protocol import (
-    ACTION_UPDATE,
-    DISPLAY_QUERY,
-    FAILURE_TYPE,
-    NOT_WAITING_FOR_ACTION,
-    RECORD_ACTIVITY,
-    SEARCH_ATTRIBUTE_NAMES,
-    SIGNAL_MARKER,
-    ChildOutcome,
-    Complete,
-    Directive,
-    Fail,
-    Goto,
-    RecordInput,
-    RecordOp,
-    Sleep,
-    StartInput,
-    StartSubflow,
-    StepInput,
-    StepOutcome,
-    Wait,
-    WorkflowStatus,
-)
-from temporal_worker.transitions import RunState, after_directive, entering, invalid_target, next_in_order, running
+# Pure, deterministic modules with no state of their own: imported once and shared with the
+# sandbox instead of being re-executed for every workflow run (the sandbox re-imports other
+# modules per run, and building their dataclasses and enums each time costs milliseconds).
+with workflow.unsafe.imports_passed_through():
+    from temporal_worker.display import current_step_display
+    from temporal_worker.protocol import (
+        ACTION_UPDATE,
+        DISPLAY_QUERY,
+        FAILURE_TYPE,
+        NOT_WAITING_FOR_ACTION,
+        RECORD_ACTIVITY,
+        SEARCH_ATTRIBUTE_NAMES,
+        SIGNAL_MARKER,
+        ChildOutcome,
+        Complete,
+        Directive,
+        Fail,
+        Goto,
+        RecordInput,
+        RecordOp,
+        Sleep,
+        StartInput,
+        StartSubflow,
+        StepInput,
+        StepOutcome,
+        Wait,
+        WorkflowStatus,
+    )
+    from temporal_worker.transitions import RunState, after_directive, entering, invalid_target, next_in_order, running
 
 __all__ = ["SEARCH_ATTRIBUTE_KEYS", "InterpreterWorkflow"]
 
