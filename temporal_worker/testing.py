@@ -27,6 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporal_worker.protocol import WorkflowStatus
+
 __all__ = ["TemporalTestEnvironment", "find_binary", "wait_for"]
 
 
@@ -221,7 +223,7 @@ class TemporalTestEnvironment:
 
     def wait_until_idle(self, run: Any, timeout: float = 30.0) -> Any:
         """Wait until the run no longer runs a step: it waits, is suspended, or finished."""
-        return self.wait_until(run, lambda r: r.status != "running", timeout)
+        return self.wait_until(run, lambda r: r.status != WorkflowStatus.RUNNING, timeout)
 
     def wait_until_finished(self, run: Any, timeout: float = 30.0) -> Any:
         return self.wait_until(run, lambda r: r.is_finished, timeout)

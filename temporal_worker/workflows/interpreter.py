@@ -126,7 +126,7 @@ class InterpreterWorkflow:
         self._publish()
         # An action answered by the last step returns its answer before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return {"status": "completed", "context": self.context, "run_id": self.run_id}
+        return {"status": WorkflowStatus.COMPLETED.value, "context": self.context, "run_id": self.run_id}
 
     # ------------------------------------------------------------------ the loop
     async def _interpret(self, step: str, entry: dict[str, Any]) -> None:
@@ -413,7 +413,7 @@ class InterpreterWorkflow:
                 static_summary=f"subflow of {self.name} step {self.state.current_step}",
             )
             result = await handle
-            return ChildOutcome("completed", result.get("context"), child.run_id)
+            return ChildOutcome(WorkflowStatus.COMPLETED.value, result.get("context"), child.run_id)
         except ChildWorkflowError as err:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -423,8 +423,8 @@ class InterpreterWorkflow:
             cause = err.cause
             details = list(getattr(cause, "details", ()) or ())
             context = details[0].get("context") if details and isinstance(details[0], dict) else None
-            status = "cancelled" if "cancel" in type(cause).__name__.lower() else "failed"
-            return ChildOutcome(status, context, child.run_id, getattr(cause, "message", None) or str(err))
+            status = WorkflowStatus.CANCELLED if "cancel" in type(cause).__name__.lower() else WorkflowStatus.FAILED
+            return ChildOutcome(status.value, context, child.run_id, getattr(cause, "message", None) or str(err))
 
     # ------------------------------------------------------------------ live state
     @workflow.query(name=DISPLAY_QUERY)

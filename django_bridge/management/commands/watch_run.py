@@ -10,6 +10,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from facade import WorkflowStatus
+
 from ._cli import AutomationCommand
 
 BAR_WIDTH = 30
@@ -21,7 +23,7 @@ def describe(run: Any) -> str:
     filled = round(pct * BAR_WIDTH)
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
     line = f"[{bar}] {pct * 100:3.0f}%  {run.status:<9}  {run.current_step}"
-    if display.get("action_name") and run.status == "suspended":
+    if display.get("action_name") and run.status == WorkflowStatus.SUSPENDED:
         line += f"  (action: {display['action_name']})"
     elif run.waiting_signal:
         line += f"  (waiting for: {run.waiting_signal})"
@@ -29,7 +31,7 @@ def describe(run: Any) -> str:
 
 
 def outcome(run: Any) -> str:
-    if run.status == "completed":
+    if run.status == WorkflowStatus.COMPLETED:
         c = run.completion_display or {}
         text = " - ".join(x for x in (c.get("display_title"), c.get("display_subtitle")) if x)
         return f"run {run.pk} ({run.name}) completed" + (f": {text}" if text else "")
@@ -66,7 +68,7 @@ def watch(command: AutomationCommand, run_id: int, *, interval: float = 0.5, tim
 
 
 def finish(run: Any) -> str:
-    if run.status != "completed":
+    if run.status != WorkflowStatus.COMPLETED:
         raise CommandError(outcome(run), returncode=1)
     return outcome(run)
 
