@@ -15,3 +15,6 @@ class DjangoBridgeConfig(AppConfig):
         discover_workflow_modules(
             [app.name for app in apps.get_app_configs()], list(automation_settings.WORKFLOW_MODULES)
         )
+        from .signals import connect_event_models
+
+        connect_event_models()

@@ -92,3 +92,69 @@ def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any
             )
         ]
     return []
+
+
+@register(Tags.models)
+def check_event_definitions(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Each model's ``events`` list, and subscribers of events no model defines."""
+    from django.apps import apps
+    from django.db import models
+
+    from facade import EventDefinition, registry
+
+    errors: list[Any] = []
+    defined: set[str] = set()
+    for model in apps.get_models():
+        declared = getattr(model, "events", None)
+        if declared is None:
+            continue
+        label = model._meta.label
+        if not isinstance(declared, list | tuple) or not all(isinstance(d, EventDefinition) for d in declared):
+            errors.append(
+                Error(
+                    f"{label}.events must be a list of EventDefinition(...), got {declared!r}.",
+                    hint="events = [EventDefinition('name', condition=..., date_field=...)]",
+                    obj=model,
+                    id="automation.E020",
+                )
+            )
+            continue
+        seen: set[str] = set()
+        for definition in declared:
+            defined.add(definition.name)
+            if definition.name in seen:
+                errors.append(
+                    Error(
+                        f"{label} defines the event {definition.name!r} twice.",
+                        hint="Give each EventDefinition of a model its own name, or merge their conditions.",
+                        obj=model,
+                        id="automation.E021",
+                    )
+                )
+            seen.add(definition.name)
+            if definition.date_field is None:
+                continue
+            try:
+                field = model._meta.get_field(definition.date_field)
+            except Exception:
+                field = None
+            if not isinstance(field, models.DateField):  # DateTimeField subclasses DateField
+                found = "is not a field" if field is None else f"is a {type(field).__name__}"
+                errors.append(
+                    Error(
+                        f"{label} event {definition.name!r}: date_field {definition.date_field!r} {found}.",
+                        hint=f"Name a DateTimeField or DateField of {label}, or drop date_field for an immediate event.",
+                        obj=model,
+                        id="automation.E022",
+                    )
+                )
+    for event_name, subscribers in sorted(registry.subscribed_events().items()):
+        if event_name not in defined:
+            errors.append(
+                Warning(
+                    f"no model defines the event {event_name!r}, yet {', '.join(subscribers)} listen to it.",
+                    hint="Check the name against the EventDefinition(...) lists of your models' `events`.",
+                    id="automation.W020",
+                )
+            )
+    return errors

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Treat connection-level database errors raised by a step's own code as an outage too:
     # the step is run again when the database is back, without using one of its attempts.
     "STEP_DATABASE_ERRORS_ARE_OUTAGES": False,
+    # Seconds between the worker's sweeps of the model events outbox (changes whose dispatch at
+    # commit was lost); a safety net: events are dispatched on commit, not by this sweep.
+    "EVENT_SWEEP_INTERVAL": 60.0,
 }
 
 # setting key -> environment variable that overrides it

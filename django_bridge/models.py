@@ -8,13 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from temporal_worker.display import current_step_display
 from temporal_worker.protocol import StepStatus, WorkflowStatus
 from temporal_worker.transitions import RunState
 
-__all__ = ["StepExecution", "WorkflowRun", "WorkflowStatus"]
+__all__ = ["Event", "StepExecution", "WorkflowRun", "WorkflowStatus"]
+
+
+class EventManager(models.Manager["Event"]):
+    def sync_for(self, queryset: Any) -> int:
+        """Bring the Event rows of existing entities up to date, and dispatch what changed.
+
+        Saves through ``bulk_create``, ``QuerySet.update()`` or raw SQL send no model signals, so
+        their events are not maintained; call this afterwards (or ``manage.py sync_events``), and
+        when an app first adds an ``events`` list to a model with rows. Returns how many Event
+        rows changed.
+        """
+        # Upward, lazily: syncing rows also dispatches what changed to Temporal.
+        from temporal_worker.events.dispatch import sync_queryset
+
+        return sync_queryset(queryset)
 
 
 class WorkflowRun(models.Model):
@@ -33,12 +49,20 @@ class WorkflowRun(models.Model):
     wait_seq = models.IntegerField(null=True, blank=True, help_text="Which wait of the run is current.")
     on_timeout_step = models.CharField(max_length=200, blank=True, default="")
     wake_at = models.DateTimeField(null=True, blank=True)
+    waiting_match = models.JSONField(
+        null=True, blank=True, help_text="wait_for_event(match=...): which entities' events wake the run."
+    )
 
     completion_display = models.JSONField(default=dict, blank=True)
     waiting_display = models.JSONField(default=dict, blank=True)
 
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     active_child = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    event = models.ForeignKey(
+        "Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
+        help_text="The model event whose occurrence started this run (@event_workflow).",
+    )
 
     temporal_workflow_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     temporal_run_id = models.CharField(max_length=64, blank=True, default="")
@@ -87,6 +111,7 @@ class WorkflowRun(models.Model):
             waiting_for=self.waiting_signal,
             waiting_signal=self.waiting_signal,
             wait_seq=self.wait_seq,
+            waiting_match=self.waiting_match,
             on_timeout=self.on_timeout_step,
             waiting_display=self.waiting_display or {},
             completion_display=self.completion_display or {},
@@ -137,3 +162,56 @@ class StepExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_name} ({self.status})"
+
+
+class Event(models.Model):
+    """One event of one entity: the row ``post_save``/``post_delete`` keep for each
+    ``EventDefinition`` of a model (docs/semantics.md, "Model events").
+
+    ``version`` counts the changes Temporal must hear about and ``dispatched_version`` the ones it
+    has: together they are the outbox, so an occurrence whose dispatch was lost (Temporal down
+    at commit, a process killed) is dispatched again. ``delivered`` records which subscribers
+    have had it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        OCCURRED = "occurred", "Occurred"
+        CANCELLED = "cancelled", "Cancelled"
+
+    event_name = models.CharField(max_length=200, db_index=True)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    entity_id = models.CharField(max_length=255, help_text="The entity's primary key, as text (any key type).")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    at = models.DateTimeField(null=True, blank=True, help_text="When it occurs (scheduled) or occurred (immediate).")
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    generation = models.IntegerField(default=1, help_text="Bumped when a cancelled event is pending again.")
+    version = models.IntegerField(default=0)
+    dispatched_version = models.IntegerField(default=0)
+    delivered = models.JSONField(default=dict, blank=True, help_text="Which subscribers have had it, and how it went.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event_name", "content_type", "entity_id"], name="unique_event_per_entity")
+        ]
+        indexes = [models.Index(fields=["dispatched_version", "version"])]
+
+    objects = EventManager()
+
+    def __str__(self) -> str:
+        return f"{self.event_name} of {self.content_type.model} {self.entity_id} ({self.status})"
+
+    @property
+    def entity(self) -> Any:
+        """The model instance this event is about, or None when it was deleted."""
+        model = self.content_type.model_class()
+        if model is None:
+            return None
+        return model._default_manager.filter(pk=model._meta.pk.to_python(self.entity_id)).first()
+
+    @property
+    def model_label(self) -> str:
+        return self.content_type.model_class()._meta.label if self.content_type.model_class() else self.content_type.model

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ._errors import InvalidInputError, WorkflowDefinitionError
+from ._events import EventTrigger
 from ._metadata import StepDisplayMetadata
 from ._payloads import validation_summary
 from ._results import GATE_ATTR, Wait
@@ -98,6 +99,7 @@ class WorkflowDefinition:
     start_step: str
     on_fail: str | None
     default_retry: Retry
+    trigger: EventTrigger | None = None  # set by @event_workflow
 
     def create_context(self, **kwargs: Any) -> BaseModel:
         """Build the Context for a new run, by ``create_context`` if the class has one."""

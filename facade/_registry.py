@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from ._definition import WorkflowDefinition
 from ._errors import UnknownWorkflowError, WorkflowDefinitionError
+from ._events import Callback, Phase
 
 __all__ = ["Registry", "discover_workflow_modules", "registry"]
 
@@ -16,8 +17,11 @@ DISCOVERED_MODULE_NAMES = ("workflows", "automations")
 
 
 class Registry:
+    """Workflows by name, and the event callbacks."""
+
     def __init__(self) -> None:
         self._definitions: dict[str, WorkflowDefinition] = {}
+        self._callbacks: dict[str, Callback] = {}
 
     def register(self, definition: WorkflowDefinition) -> None:
         existing = self._definitions.get(definition.name)
@@ -46,6 +50,47 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._definitions)
 
+    def register_callback(self, callback: Callback) -> None:
+        # Keyed by where the function lives: importing a module twice registers nothing twice.
+        self._callbacks[f"{callback.phase}:{callback.name}"] = callback
+
+    def callbacks(self, event_name: str | None = None, phase: Phase | None = None) -> list[Callback]:
+        """Callbacks of ``event_name`` (all events when None) for ``phase``, in declaration order."""
+        return [
+            c
+            for c in self._callbacks.values()
+            if (event_name is None or c.event_name == event_name) and (phase is None or c.phase == phase)
+        ]
+
+    def callback(self, phase: Phase, name: str) -> Callback:
+        try:
+            return self._callbacks[f"{phase}:{name}"]
+        except KeyError:
+            raise UnknownWorkflowError(
+                f"no {phase} callback {name!r} is registered; restart the worker after adding callbacks."
+            ) from None
+
+    def event_workflows(self, event_name: str | None = None) -> list[WorkflowDefinition]:
+        """The ``@event_workflow`` definitions triggered by ``event_name`` (all when None)."""
+        return [
+            d
+            for d in self._definitions.values()
+            if d.trigger is not None and (event_name is None or d.trigger.event_name == event_name)
+        ]
+
+    def subscribed_events(self) -> dict[str, list[str]]:
+        """Every event name something listens to, with who listens (for the system checks)."""
+        found: dict[str, list[str]] = {}
+        for c in self._callbacks.values():
+            found.setdefault(c.event_name, []).append(f"@on_event callback {c.name}")
+        for d in self._definitions.values():
+            if d.trigger is not None:
+                found.setdefault(d.trigger.event_name, []).append(f"@event_workflow {d.name}")
+            for s in d.steps.values():
+                if s.gate is not None and s.gate.event:
+                    found.setdefault(s.gate.event, []).append(f"wait_for_event gate {d.name}.{s.name}")
+        return found
+
     def __contains__(self, name: object) -> bool:
         return name in self._definitions
 
@@ -57,12 +102,12 @@ class Registry:
         reuse ``order_fulfillment`` and ``user_registration``): declare them inside the block.
         Workers in this process resolve names through the same registry.
         """
-        saved = self._definitions
-        self._definitions = {}
+        saved = self._definitions, self._callbacks
+        self._definitions, self._callbacks = {}, {}
         try:
             yield self
         finally:
-            self._definitions = saved
+            self._definitions, self._callbacks = saved
 
 
 def _origin(cls: type) -> str:

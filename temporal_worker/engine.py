@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from django_bridge.conf import automation_settings
@@ -111,33 +112,61 @@ class Engine:
     async def astart(self, name: str, **kwargs: Any) -> WorkflowRun:
         return await sync_to_async(self.start)(name, **kwargs)
 
+    def start_created(self, run: WorkflowRun, *, due_at: float, due_summary: str) -> None:
+        """Start the workflow of a run row created for a model event, due at ``due_at`` (epoch s).
+
+        Idempotent (a workflow already started under the row's id is left as it is), and a start
+        that fails raises, so the event's activity retries it rather than failing the run.
+        """
+        try:
+            bridge.run_sync(self._start_call(run, due_at=due_at, due_summary=due_summary), timeout=30)
+        except WorkflowAlreadyStartedError:
+            pass
+
+    async def _start_call(
+        self,
+        run: WorkflowRun,
+        *,
+        start_step: str | None = None,
+        seq: int = 0,
+        resume: bool = False,
+        due_at: float | None = None,
+        due_summary: str | None = None,
+    ) -> str:
+        client = await bridge.get_client()
+        sa = bool(automation_settings.SEARCH_ATTRIBUTES) and await _search_attributes_ready(client, client.namespace)
+        start = StartInput(
+            run.pk,
+            run.spec,
+            run.data,
+            start_step or run.current_step,
+            seq=seq,
+            resume=resume,
+            options=run_options(sa),
+            due_at=due_at,
+            due_summary=due_summary,
+        )
+        summary = f"{run.name} run {run.pk}"
+        if run.event_id is not None:
+            summary += f", started by event {run.event_id}"
+        handle = await client.start_workflow(
+            run.name,
+            start.to_wire(),
+            id=run.temporal_workflow_id or "",
+            task_queue=run.task_queue,
+            static_summary=summary,
+            search_attributes=_initial_search_attributes(run) if sa else None,
+        )
+        return handle.result_run_id or ""
+
     def _submit(
         self, run: WorkflowRun, *, raise_errors: bool, start_step: str | None = None, seq: int = 0, resume: bool = False
     ) -> None:
         """Start the run's Temporal workflow, retrying; a start that never lands is reported on the run."""
         s = automation_settings
 
-        async def submit() -> str:
-            client = await bridge.get_client()
-            sa = bool(s.SEARCH_ATTRIBUTES) and await _search_attributes_ready(client, client.namespace)
-            start = StartInput(
-                run.pk,
-                run.spec,
-                run.data,
-                start_step or run.current_step,
-                seq=seq,
-                resume=resume,
-                options=run_options(sa),
-            )
-            handle = await client.start_workflow(
-                run.name,
-                start.to_wire(),
-                id=run.temporal_workflow_id or "",
-                task_queue=run.task_queue,
-                static_summary=f"{run.name} run {run.pk}",
-                search_attributes=_initial_search_attributes(run) if sa else None,
-            )
-            return handle.result_run_id or ""
+        def submit() -> Any:
+            return self._start_call(run, start_step=start_step, seq=seq, resume=resume)
 
         attempts = max(1, int(s.START_ATTEMPTS))
         last: Exception | None = None

@@ -48,6 +48,19 @@ __all__ = [
     "WorkflowStatus",
     "directive_from_wire",
     "event_signal",
+    "event_workflow_id",
+    "EVENT_ACTIVITIES",
+    "EVENT_CHANGED_SIGNAL",
+    "EVENT_LOAD_ACTIVITY",
+    "EVENT_OCCUR_ACTIVITY",
+    "EVENT_RECORD_ACTIVITY",
+    "EVENT_SIGNAL_ACTIVITY",
+    "EVENT_WORKFLOW",
+    "RESCHEDULE_SIGNAL",
+    "CallbackCall",
+    "CallbackInput",
+    "EventInput",
+    "EventState",
 ]
 
 # ---------------------------------------------------------------------- wire names
@@ -67,6 +80,22 @@ RUN_DELETED = "RunDeleted"
 """ApplicationError type of an activity whose run row was deleted."""
 SEARCH_ATTRIBUTE_NAMES = ("AutomationStatus", "AutomationStep", "AutomationWaitingFor")
 """Keyword search attributes a run publishes: status, step, and what it waits for."""
+RESCHEDULE_SIGNAL = "automation.reschedule"
+"""Moves the due time of a run that waits to start (an ``@event_workflow`` run whose event moved)."""
+EVENT_WORKFLOW = "automation.event"
+"""The workflow type that follows one ``Event`` row and delivers it to its subscribers."""
+EVENT_CHANGED_SIGNAL = "automation.event_changed"
+"""Tells an event's workflow that its row changed (carries the row's version)."""
+EVENT_LOAD_ACTIVITY = "automation.event.load"
+EVENT_OCCUR_ACTIVITY = "automation.event.occur"
+EVENT_SIGNAL_ACTIVITY = "automation.event.signal"
+EVENT_RECORD_ACTIVITY = "automation.event.record"
+EVENT_ACTIVITIES = (EVENT_LOAD_ACTIVITY, EVENT_OCCUR_ACTIVITY, EVENT_SIGNAL_ACTIVITY, EVENT_RECORD_ACTIVITY)
+
+
+def event_workflow_id(event_id: int) -> str:
+    """The id of the workflow that follows Event row ``event_id``: one at a time per event."""
+    return f"automation-event-{event_id}"
 
 
 def event_signal(event_name: str) -> str:
@@ -287,6 +316,8 @@ class StartInput:
     entry: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
     early_signals: list[Any] | None = None
+    due_at: float | None = None  # epoch seconds: wait until then before the first step
+    due_summary: str | None = None  # what that timer is for, as the Temporal UI shows it
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -301,6 +332,8 @@ class StartInput:
         wire["options"] = self.options.to_wire()
         if self.entry is not None:
             wire.update(entry=self.entry, state=self.state or {}, early_signals=self.early_signals or [])
+        if self.due_at is not None:
+            wire.update(due_at=self.due_at, due_summary=self.due_summary)
         return wire
 
     @classmethod
@@ -316,6 +349,8 @@ class StartInput:
             entry=data.get("entry"),
             state=data.get("state"),
             early_signals=data.get("early_signals"),
+            due_at=data.get("due_at"),
+            due_summary=data.get("due_summary"),
         )
 
 
@@ -460,3 +495,96 @@ class RecordInput:
             error=data.get("error"),
             signal=data.get("signal"),
         )
+
+
+# ---------------------------------------------------------------------- model events
+@dataclass(frozen=True)
+class EventInput:
+    """The input of an event's workflow, and of the activities that load and deliver it."""
+
+    event_id: int
+    label: str = ""  # "checkin_due of Reservation 42", for summaries
+    at: float | None = None  # for the occur activity: the due time the workflow's timer waited for
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"event_id": self.event_id, "label": self.label}
+        if self.at is not None:
+            wire["at"] = self.at
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> EventInput:
+        return cls(int(data["event_id"]), data.get("label") or "", data.get("at"))
+
+
+@dataclass(frozen=True)
+class CallbackCall:
+    """A callback still owed this event: its activity type (``name``), phase and retry policy."""
+
+    phase: str
+    name: str
+    retry: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"phase": self.phase, "name": self.name, "retry": self.retry}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> CallbackCall:
+        return cls(data["phase"], data["name"], dict(data["retry"]))
+
+
+@dataclass(frozen=True)
+class EventState:
+    """What the event's row says now, and what its subscribers are still owed.
+
+    ``status`` is the row's (``pending``, ``occurred``, ``cancelled``) or ``gone`` when the row
+    was deleted; ``at`` is when a pending event is due, in epoch seconds.
+    """
+
+    status: str
+    version: int
+    at: float | None = None
+    label: str = ""
+    callbacks: tuple[CallbackCall, ...] = ()
+    signal_waits: bool = False  # runs waiting on ``event:<name>`` are still to be woken
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "version": self.version,
+            "at": self.at,
+            "label": self.label,
+            "callbacks": [c.to_wire() for c in self.callbacks],
+            "signal_waits": self.signal_waits,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> EventState:
+        return cls(
+            status=data["status"],
+            version=int(data["version"]),
+            at=data.get("at"),
+            label=data.get("label") or "",
+            callbacks=tuple(CallbackCall.from_wire(c) for c in data.get("callbacks") or ()),
+            signal_waits=bool(data.get("signal_waits")),
+        )
+
+
+@dataclass(frozen=True)
+class CallbackInput:
+    """The input of a callback's activity: which event, which phase, and how it ended last."""
+
+    event_id: int
+    phase: str
+    name: str
+    error: str | None = None  # set for EVENT_RECORD_ACTIVITY: the callback failed for good
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"event_id": self.event_id, "phase": self.phase, "callback": self.name}
+        if self.error is not None:
+            wire["error"] = self.error
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> CallbackInput:
+        return cls(int(data["event_id"]), data["phase"], data["callback"], data.get("error"))

@@ -81,6 +81,7 @@ class TemporalTestEnvironment:
         self.db_filename = db_filename
         self.env: Any = None
         self._worker_task: asyncio.Task[Any] | None = None
+        self._sweep_task: asyncio.Task[Any] | None = None
         self._saved_overrides: dict[str, Any] = {}
         self._saved_client: Any = None
 
@@ -149,13 +150,17 @@ class TemporalTestEnvironment:
         )
 
     def start_worker(self) -> None:
+        from django_bridge.conf import automation_settings
         from temporal_worker import client as bridge
+        from temporal_worker.dispatch import sweep_forever
         from temporal_worker.worker import build_worker
 
         async def launch() -> None:
             worker = build_worker(self.env.client, self.task_queue, max_concurrent_steps=self.max_concurrent_steps)
             self._worker = worker
-            self._worker_task = asyncio.get_running_loop().create_task(worker.run())
+            loop = asyncio.get_running_loop()
+            self._worker_task = loop.create_task(worker.run())
+            self._sweep_task = loop.create_task(sweep_forever(float(automation_settings.EVENT_SWEEP_INTERVAL)))
 
         bridge.run_sync(launch(), timeout=30)
 
@@ -166,6 +171,8 @@ class TemporalTestEnvironment:
             return
 
         async def shutdown() -> None:
+            if self._sweep_task is not None:
+                self._sweep_task.cancel()
             await self._worker.shutdown()
             try:
                 await self._worker_task  # type: ignore[misc]

@@ -47,6 +47,7 @@ def clear_wait() -> dict[str, Any]:
         "on_timeout": "",
         "wake_after": None,
         "waiting_display": {},
+        "waiting_match": None,
     }
 
 
@@ -68,6 +69,7 @@ class RunState:
     on_timeout: str = ""
     wake_after: float | None = None
     waiting_display: dict[str, Any] = field(default_factory=dict)
+    waiting_match: dict[str, Any] | None = None
     completion_display: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     child_run_id: int | None = None
@@ -116,6 +118,7 @@ def entering(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
             on_timeout=gate.get("on_timeout") or "",
             wake_after=gate.get("timeout"),
             waiting_display=dict(gate.get("display") or {}),
+            waiting_match=gate.get("match"),
         )
     elif action:
         change.update(status=WorkflowStatus.SUSPENDED, waiting_for=f"action:{action['name']}")
@@ -151,6 +154,7 @@ def after_directive(
             on_timeout=directive.on_timeout or "",
             wake_after=directive.timeout,
             waiting_display=dict(directive.display),
+            waiting_match=directive.match,
         )
         row = None  # suspending is not history
     elif isinstance(directive, Complete):

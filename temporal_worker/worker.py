@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from temporal_worker.activities import dispatch
-from temporal_worker.workflows import InterpreterWorkflow
+from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
 
 __all__ = ["StepExecutor", "build_worker"]
 
@@ -57,7 +57,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or str(s.TASK_QUEUE),
-        workflows=[InterpreterWorkflow],
+        workflows=[InterpreterWorkflow, EventWorkflow],
         activities=[dispatch],
         activity_executor=StepExecutor(max_workers=threads, thread_name_prefix="step"),
         max_concurrent_activities=threads,

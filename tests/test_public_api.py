@@ -19,6 +19,7 @@ FACADE_ALL = [
     "ContextUnavailableError",
     "DatabaseUnavailableError",
     "Engine",
+    "EventDefinition",
     "FieldDisplayConfig",
     "FieldGroup",
     "InvalidInputError",
@@ -36,9 +37,13 @@ FACADE_ALL = [
     "WorkflowStatus",
     "complete",
     "engine",
+    "event_workflow",
     "fail",
     "get_context",
     "goto",
+    "on_event",
+    "on_event_cancelled",
+    "on_event_created",
     "on_fail",
     "registry",
     "run_subflow",
@@ -50,7 +55,7 @@ FACADE_ALL = [
     "workflow",
 ]
 
-# What the workflows guide imports from each documented path.
+# What the guides import from each documented path.
 DOCUMENTED = {
     "django_ai.automation.workflows.core": [
         "workflow",
@@ -68,12 +73,17 @@ DOCUMENTED = {
         "run_subflow",
         "SubflowResult",
         "WorkflowStatus",
+        "event_workflow",
     ],
+    "django_ai.automation.events.definitions": ["EventDefinition"],
+    "django_ai.automation.events.callbacks": ["on_event", "on_event_created", "on_event_cancelled"],
+    "django_ai.automation.events.models": ["Event"],
     "django_ai.automation.workflows.models": ["WorkflowRun", "StepExecution", "WorkflowStatus"],
     "django_ai.automation.workflows.metadata": ["StepDisplayMetadata", "FieldGroup", "FieldDisplayConfig"],
 }
 
 GUIDE = Path(__file__).resolve().parents[2] / "shared" / "spec" / "workflows-guide.md"
+AUTOMATIONS_GUIDE = GUIDE.with_name("automations-guide.md")
 
 
 def test_facade_all_is_pinned():
@@ -134,3 +144,15 @@ def test_errors_share_one_root():
     for name in _errors.__all__:
         assert issubclass(getattr(_errors, name), facade.AutomationError)
     assert issubclass(facade.SignalPayloadError, facade.InvalidInputError)
+
+
+@pytest.mark.skipif(not AUTOMATIONS_GUIDE.exists(), reason="the guides live in shared/, beside the repository (CI has them)")
+def test_every_events_and_workflows_import_line_of_the_automations_guide_runs():
+    """Each events/workflows import line of the automations guide, executed (agents are not built yet)."""
+    text = AUTOMATIONS_GUIDE.read_text()
+    lines = re.findall(r"^from (django_ai\.automation\.(?:workflows|events)\.\w+) import (.+)$", text, re.M)
+    assert len(lines) >= 5
+    for path, names in lines:
+        module = importlib.import_module(path)
+        for name in (n.strip() for n in names.strip("()").split(",") if n.strip()):
+            assert hasattr(module, name), f"from {path} import {name}"

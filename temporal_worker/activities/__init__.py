@@ -1,7 +1,8 @@
 """Activities: where user code and Django run.
 
 One dynamic activity serves every step (its type is ``<workflow>.<step>``, readable in the
-Temporal UI), every ``@on_fail`` handler and the projection records the workflow asks for.
+Temporal UI), every ``@on_fail`` handler, the projection records the workflow asks for, and the
+event workflow's loads, deliveries and callbacks (typed by the callback's function name).
 It is synchronous on purpose: the Django ORM is synchronous, and the worker runs it on a
 thread pool so a slow step never blocks the worker's event loop.
 """
@@ -17,11 +18,30 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from django_bridge.models import WorkflowRun
-from temporal_worker.protocol import RECORD_ACTIVITY, RUN_DELETED, RecordInput, StepInput
+from temporal_worker.protocol import (
+    EVENT_LOAD_ACTIVITY,
+    EVENT_OCCUR_ACTIVITY,
+    EVENT_RECORD_ACTIVITY,
+    EVENT_SIGNAL_ACTIVITY,
+    RECORD_ACTIVITY,
+    RUN_DELETED,
+    CallbackInput,
+    EventInput,
+    RecordInput,
+    StepInput,
+)
 
+from . import events
 from .heartbeat import HeartbeatTicker, heartbeats
 from .records import record
 from .steps import run_on_fail, run_step
+
+# The event workflow's activities, by type; callbacks are typed by their function's name.
+_EVENT_ACTIVITIES = {
+    EVENT_LOAD_ACTIVITY: events.load_event,
+    EVENT_OCCUR_ACTIVITY: events.occur,
+    EVENT_SIGNAL_ACTIVITY: events.deliver_signals,
+}
 
 __all__ = ["HeartbeatTicker", "dispatch", "heartbeats"]
 
@@ -33,7 +53,14 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
     # Django's request signals never fire in a worker: close stale connections ourselves.
     close_old_connections()
     try:
-        if activity.info().activity_type == RECORD_ACTIVITY:
+        activity_type = activity.info().activity_type
+        if activity_type in _EVENT_ACTIVITIES:
+            return _EVENT_ACTIVITIES[activity_type](EventInput.from_wire(wire))
+        if activity_type == EVENT_RECORD_ACTIVITY:
+            return events.record_callback_failure(CallbackInput.from_wire(wire))
+        if "callback" in wire:
+            return events.run_callback(CallbackInput.from_wire(wire))
+        if activity_type == RECORD_ACTIVITY:
             try:
                 request = RecordInput.from_wire(wire)
             except ValueError as exc:  # an operation this version does not know

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         FAILURE_TYPE,
         NOT_WAITING_FOR_ACTION,
         RECORD_ACTIVITY,
+        RESCHEDULE_SIGNAL,
         SEARCH_ATTRIBUTE_NAMES,
         SIGNAL_MARKER,
         ChildOutcome,
@@ -94,6 +95,7 @@ class InterpreterWorkflow:
         self._action_request: dict[str, Any] | None = None
         self._action_done: int = -1
         self._published: tuple[str, str, str] | None = None
+        self._due: float | None = None  # set while the run waits to start (see _wait_until_due)
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
@@ -112,6 +114,11 @@ class InterpreterWorkflow:
         # "entry" is set when this run continued as new in the middle of a run.
         entry = dict(inp.entry) if inp.entry is not None else {"resume": inp.resume}
         try:
+            if inp.due_at is not None and inp.entry is None:
+                await self._wait_until_due(inp.due_at, inp.due_summary or "due")
+                # Entered by a timer: the projection says waiting, and a gated or action start
+                # step must record its suspension.
+                entry = {"resume": True, "enter": True}
             await self._interpret(inp.start_step, entry)
         except RunFailed as failed:
             self._publish()
@@ -204,6 +211,29 @@ class InterpreterWorkflow:
                 step = directive.on_complete
                 entry = {"resume": True, "enter": True, "subflow_result": result}
 
+    async def _wait_until_due(self, due_at: float, summary: str) -> None:
+        """Wait for the run's due time (an ``@event_workflow`` offset from its event), which the
+        reschedule signal may move while it waits; once due, the run starts and never waits again."""
+        self._due = due_at
+        while True:
+            remaining = self._due - workflow.now().timestamp()
+            self._set(status=WorkflowStatus.WAITING, wake_after=max(0.0, remaining))
+            if remaining <= 0:
+                break
+            due = self._due
+            try:
+                await workflow.wait_condition(
+                    lambda due=due: self._due != due, timeout=remaining, timeout_summary=summary
+                )
+            except TimeoutError:
+                pass
+        self._due = None
+
+    @workflow.signal(name=RESCHEDULE_SIGNAL)
+    def reschedule(self, due_at: float) -> None:
+        if self._due is not None:  # a run that started is not moved any more
+            self._due = float(due_at)
+
     def _continue_as_new(self, step: str, entry: dict[str, Any]) -> None:
         """Carry on in a fresh history (long sleep loops): same workflow id, same run row."""
         assert self.inp is not None
@@ -215,6 +245,8 @@ class InterpreterWorkflow:
             entry=entry,
             state=self.state.to_wire(),
             early_signals=[[list(k), v] for k, v in self._early.items()],
+            due_at=None,
+            due_summary=None,
         )
         workflow.continue_as_new(carried.to_wire())
 

@@ -25,6 +25,7 @@ class Command(AutomationCommand):
         from django_bridge.conf import automation_settings as s
         from facade import registry
         from temporal_worker import client as bridge
+        from temporal_worker.dispatch import sweep_forever
         from temporal_worker.worker import build_worker
 
         problems = run_checks(tags=[TEMPORAL_TAG], include_deployment_checks=True)
@@ -43,7 +44,13 @@ class Command(AutomationCommand):
         async def serve() -> None:
             client = await bridge.get_client()
             async with build_worker(client, queue, max_concurrent_steps=options.get("max_concurrent_steps")):
-                await stop.wait()  # leaving the block shuts down: running steps finish first
+                # Model event changes whose dispatch was lost (Temporal down at commit, a crash):
+                # sent now, then periodically, as a safety net.
+                sweep = asyncio.get_running_loop().create_task(sweep_forever(float(s.EVENT_SWEEP_INTERVAL)))
+                try:
+                    await stop.wait()  # leaving the block shuts down: running steps finish first
+                finally:
+                    sweep.cancel()
 
         # Signals reach the main thread; the worker lives on the background loop.
         def request_stop(signum: int, frame: Any) -> None:

@@ -1,0 +1,145 @@
+"""The event workflow: one per ``Event`` row, from the moment it matters until it was delivered.
+
+It loads the row (an activity, which also creates, moves or cancels the ``@event_workflow`` runs
+due around the event), runs the callbacks still owed (each an activity named after its
+function, with its own retry policy; one that keeps failing is recorded and blocks no other),
+waits on a durable timer until a pending event is due (re-loading whenever the Django side
+signals that the row changed), lets the event occur if its condition still holds then, and
+wakes the runs waiting on it. No polling decides when anything happens (semantics: "Model
+events").
+
+Like the interpreter it imports only the protocol and temporalio: deterministic, sandbox-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from temporal_worker.protocol import (
+        EVENT_CHANGED_SIGNAL,
+        EVENT_LOAD_ACTIVITY,
+        EVENT_OCCUR_ACTIVITY,
+        EVENT_RECORD_ACTIVITY,
+        EVENT_SIGNAL_ACTIVITY,
+        EVENT_WORKFLOW,
+        CallbackCall,
+        CallbackInput,
+        EventInput,
+        EventState,
+    )
+
+__all__ = ["EventWorkflow"]
+
+# The Django side's own work (loading rows, starting runs): retried until it goes through.
+_LIBRARY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))
+_LIBRARY_TIMEOUT = timedelta(minutes=2)
+
+
+def _retry_policy(spec: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        maximum_attempts=int(spec["max_attempts"]),
+        initial_interval=timedelta(seconds=spec["base_delay"]),
+        maximum_interval=timedelta(seconds=spec["max_delay"]),
+        backoff_coefficient=float(spec["backoff_factor"]),
+    )
+
+
+@workflow.defn(name=EVENT_WORKFLOW)
+class EventWorkflow:
+    def __init__(self) -> None:
+        self.version = 0  # the newest row version the Django side told us about
+
+    @workflow.signal(name=EVENT_CHANGED_SIGNAL)
+    def changed(self, version: int) -> None:
+        self.version = max(self.version, int(version))
+
+    @workflow.run
+    async def run(self, wire: dict[str, Any]) -> dict[str, Any]:
+        inp = EventInput.from_wire(wire)
+        while True:
+            if workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(inp.to_wire())
+            seen = self.version
+            state = EventState.from_wire(
+                await workflow.execute_activity(
+                    EVENT_LOAD_ACTIVITY,
+                    inp.to_wire(),
+                    start_to_close_timeout=_LIBRARY_TIMEOUT,
+                    retry_policy=_LIBRARY_RETRY,
+                    summary=f"load {state_label(inp)}",
+                )
+            )
+            if state.callbacks:
+                await self._callbacks(inp, state.callbacks)
+            if state.status in ("occurred",):
+                if state.signal_waits:
+                    await workflow.execute_activity(
+                        EVENT_SIGNAL_ACTIVITY,
+                        inp.to_wire(),
+                        start_to_close_timeout=_LIBRARY_TIMEOUT,
+                        retry_policy=_LIBRARY_RETRY,
+                        summary=f"wake the runs waiting for {state.label}",
+                    )
+                return {"status": state.status}
+            if state.status in ("cancelled", "gone") or state.at is None:
+                return {"status": state.status}
+            # Pending: sleep until it is due, or until the row changes (its time moved, it was
+            # cancelled), whichever comes first.
+            remaining = state.at - workflow.now().timestamp()
+            if remaining > 0:
+                known = max(seen, state.version)
+                try:
+                    await workflow.wait_condition(
+                        lambda known=known: self.version > known,
+                        timeout=remaining,
+                        timeout_summary=f"{state.label} is due",
+                    )
+                    continue  # changed: load it again
+                except TimeoutError:
+                    pass
+            await workflow.execute_activity(
+                EVENT_OCCUR_ACTIVITY,
+                EventInput(inp.event_id, inp.label, state.at).to_wire(),
+                start_to_close_timeout=_LIBRARY_TIMEOUT,
+                retry_policy=_LIBRARY_RETRY,
+                summary=f"{state.label} occurs if its condition still holds",
+            )
+
+    async def _callbacks(self, inp: EventInput, calls: tuple[CallbackCall, ...]) -> None:
+        """Every callback at once; one that fails for good is recorded and stops no other."""
+
+        async def call(c: CallbackCall) -> None:
+            request = CallbackInput(inp.event_id, c.phase, c.name)
+            try:
+                await workflow.execute_activity(
+                    c.name,
+                    request.to_wire(),
+                    start_to_close_timeout=timedelta(hours=1),
+                    heartbeat_timeout=timedelta(seconds=30),
+                    retry_policy=_retry_policy(c.retry),
+                    summary=f"{c.phase} callback of {inp.label or inp.event_id}",
+                )
+            except ActivityError as err:
+                cause = err.cause
+                message = getattr(cause, "message", None) or str(cause or err)
+                failed = CallbackInput(inp.event_id, c.phase, c.name, error=message)
+                await workflow.execute_activity(
+                    EVENT_RECORD_ACTIVITY,
+                    failed.to_wire(),
+                    start_to_close_timeout=_LIBRARY_TIMEOUT,
+                    retry_policy=_LIBRARY_RETRY,
+                    summary=f"record that {c.name} failed",
+                )
+
+        await asyncio.gather(*(call(c) for c in calls))
+
+
+def state_label(inp: EventInput) -> str:
+    return inp.label or f"event {inp.event_id}"
