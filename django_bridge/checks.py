@@ -98,13 +98,18 @@ def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any
 def check_event_definitions(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Each model's ``events`` list, and subscribers of events no model defines."""
     from django.apps import apps
+
+    return event_definition_errors(apps.get_models())
+
+
+def event_definition_errors(model_list: Any) -> list[Any]:
     from django.db import models
 
     from facade import EventDefinition, registry
 
     errors: list[Any] = []
     defined: set[str] = set()
-    for model in apps.get_models():
+    for model in model_list:
         declared = getattr(model, "events", None)
         if declared is None:
             continue

@@ -28,7 +28,7 @@ class EventManager(models.Manager["Event"]):
         rows changed.
         """
         # Upward, lazily: syncing rows also dispatches what changed to Temporal.
-        from temporal_worker.events.dispatch import sync_queryset
+        from temporal_worker.dispatch import sync_queryset
 
         return sync_queryset(queryset)
 

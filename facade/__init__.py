@@ -13,7 +13,7 @@ from typing import Any
 
 from ._actions import statezero_action
 from ._context import get_context
-from ._declare import event_workflow, workflow
+from ._declare import event_workflow, on_event, on_event_cancelled, on_event_created, workflow
 from ._definition import on_fail, step
 from ._errors import (
     AutomationError,
@@ -27,7 +27,7 @@ from ._errors import (
     UnknownWorkflowError,
     WorkflowDefinitionError,
 )
-from ._events import EventDefinition, on_event, on_event_cancelled, on_event_created
+from ._events import EventDefinition
 from ._metadata import FieldDisplayConfig, FieldGroup, StepDisplayMetadata
 from ._registry import registry
 from ._results import (

@@ -1,5 +1,5 @@
-"""Model events and who listens to them: ``EventDefinition``, ``@on_event`` callbacks and the
-event trigger of ``@event_workflow`` (automations guide, sections 1-3).
+"""Model events and who listens to them: ``EventDefinition``, the callbacks of ``@on_event`` and
+the event trigger of ``@event_workflow`` (automations guide, sections 1-3).
 
 Declarations only: the Django app keeps ``Event`` rows for them and the Temporal side delivers
 each occurrence (docs/semantics.md, "Model events").
@@ -7,26 +7,15 @@ each occurrence (docs/semantics.md, "Model events").
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from ._errors import WorkflowDefinitionError
 from ._retry import Retry
 
-__all__ = [
-    "Callback",
-    "EventDefinition",
-    "EventTrigger",
-    "event_trigger",
-    "on_event",
-    "on_event_cancelled",
-    "on_event_created",
-]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["Callback", "EventDefinition", "EventTrigger", "Phase", "event_trigger"]
 
 Phase = Literal["occurred", "created", "cancelled"]
 
@@ -89,49 +78,6 @@ class EventTrigger:
     @property
     def offset_seconds(self) -> float:
         return self.offset.total_seconds()
-
-
-def _callback_decorator(phase: Phase, decorator: str) -> Callable[..., Any]:
-    def declare(event_name: Any = None, *, retry: Retry | None = None) -> Callable[[F], F]:
-        if callable(event_name):
-            raise WorkflowDefinitionError(
-                decorator, [f"@{decorator} needs the event's name: @{decorator}(event_name='reservation_confirmed')"]
-            )
-        if not isinstance(event_name, str) or not event_name.strip():
-            raise WorkflowDefinitionError(decorator, [f"@{decorator}(event_name=...) must be a non-empty string, got {event_name!r}"])
-        if retry is not None and not isinstance(retry, Retry):
-            raise WorkflowDefinitionError(decorator, [f"@{decorator}(retry=...) must be a Retry(...), got {retry!r}"])
-
-        def decorate(fn: F) -> F:
-            from ._registry import registry
-
-            label = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
-            if not callable(fn) or inspect.iscoroutinefunction(fn):
-                raise WorkflowDefinitionError(label, [f"@{decorator} decorates a plain function taking the Event, got {fn!r}"])
-            try:
-                inspect.signature(fn).bind(object())
-            except TypeError:
-                raise WorkflowDefinitionError(
-                    label, [f"@{decorator} function {label}{inspect.signature(fn)} must take one argument, the Event"]
-                ) from None
-            registry.register_callback(Callback(phase, event_name, fn, retry or Retry()))
-            return fn
-
-        return decorate
-
-    return declare
-
-
-on_event = _callback_decorator("occurred", "on_event")
-on_event.__doc__ = """Call the function with the ``Event`` once per occurrence of ``event_name``.
-
-Each call is a Temporal activity named after the function, retried by ``retry`` (default
-``Retry()``); a callback that keeps failing is recorded as failed and blocks no other subscriber.
-"""
-on_event_created = _callback_decorator("created", "on_event_created")
-on_event_created.__doc__ = "Call the function with the ``Event`` when its row is first created."
-on_event_cancelled = _callback_decorator("cancelled", "on_event_cancelled")
-on_event_cancelled.__doc__ = "Call the function with the ``Event`` when a pending event is cancelled."
 
 
 def event_trigger(event_name: Any, offset: Any, offset_minutes: Any, label: str) -> EventTrigger:

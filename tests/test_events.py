@@ -184,3 +184,175 @@ def test_scheduled_event_runs_offsets_and_callbacks_at_their_times(fresh_ts, log
 def _runs_of(event: Event, count: int) -> list[WorkflowRun] | None:
     runs = list(WorkflowRun.objects.filter(event=event))
     return runs if len(runs) >= count else None
+
+
+def server_now(env: TemporalTestEnvironment) -> dt.datetime:
+    """The time-skipping server's clock (ahead of this machine's once time was skipped)."""
+    return bridge.run_sync(env.env.get_current_time(), timeout=30)
+
+
+def test_scheduled_event_moves_with_its_date_and_fires_once(fresh_ts, log):
+    """Moved later, then earlier, then into the past; an offset that fired does not fire again."""
+    env = fresh_ts
+    start = server_now(env)
+    reservation = Reservation.objects.create(checkin_at=start + dt.timedelta(days=2), status="confirmed")
+    event = event_of(reservation, "checkin_due")
+    reminder = {r.name: r for r in wait_for(lambda: _runs_of(event, 3), timeout=30)}["PreArrivalReminder"]
+    later = start + dt.timedelta(days=3)
+    reservation.checkin_at = later
+    reservation.save()
+    wait_for(lambda: WorkflowRun.objects.get(pk=reminder.pk).wake_at == later - dt.timedelta(minutes=60), timeout=30)
+    env.skip_time(dt.timedelta(days=2, hours=1))  # past the first date: nothing fires
+    assert WorkflowRun.objects.get(pk=reminder.pk).status == "waiting"
+    assert Event.objects.get(pk=event.pk).status == "pending"
+    earlier = server_now(env) + dt.timedelta(hours=2)
+    reservation.checkin_at = earlier
+    reservation.save()
+    wait_for(lambda: WorkflowRun.objects.get(pk=reminder.pk).wake_at == earlier - dt.timedelta(minutes=60), timeout=30)
+    env.skip_time(dt.timedelta(minutes=61))
+    assert env.wait_until_finished(reminder).status == "completed"
+    assert lines(log)[f"reminder {reservation.pk}"] == 1
+    # Into the past now: what is still pending runs at once; the reminder that ran does not again.
+    reservation.checkin_at = server_now(env) - dt.timedelta(hours=5)
+    reservation.save()
+    wait_for(lambda: Event.objects.get(pk=event.pk).status == "occurred", timeout=30)
+    runs = {r.name: r for r in WorkflowRun.objects.filter(event=event)}
+    assert env.wait_until_finished(runs["CheckinAtTime"]).status == "completed"
+    assert env.wait_until_finished(runs["CheckinFollowUp"]).status == "completed"
+    assert WorkflowRun.objects.filter(event=event).count() == 3
+    assert lines(log)[f"reminder {reservation.pk}"] == 1
+
+
+def test_condition_false_cancels_and_true_again_makes_it_pending_again(fresh_ts, log):
+    env = fresh_ts
+    reservation = Reservation.objects.create(checkin_at=server_now(env) + dt.timedelta(days=1), status="confirmed")
+    event = event_of(reservation, "checkin_due")
+    first = wait_for(lambda: _runs_of(event, 3), timeout=30)
+    reservation.status = "pending"
+    reservation.save()
+    wait_logged(log, f"cancelled checkin_due {reservation.pk}")
+    for run in first:
+        assert env.wait_until_finished(run).status == "cancelled"
+    assert Event.objects.get(pk=event.pk).status == "cancelled"
+    reservation.status = "confirmed"
+    reservation.save()
+    event.refresh_from_db()
+    assert event.status == "pending" and event.generation == 2
+    second = wait_for(lambda: [r for r in WorkflowRun.objects.filter(event=event) if r.pk not in {x.pk for x in first}] or None, timeout=30)
+    assert len(second) == 3 and all(r.status == "waiting" for r in second)
+    env.skip_time(dt.timedelta(days=1, minutes=31))
+    for run in second:
+        assert env.wait_until_finished(run).status == "completed"
+    assert lines(log)[f"reminder {reservation.pk}"] == 1
+
+
+def test_deleting_the_entity_cancels_its_pending_events_and_their_runs(fresh_ts, log):
+    env = fresh_ts
+    reservation = Reservation.objects.create(checkin_at=server_now(env) + dt.timedelta(days=1), status="confirmed")
+    pk = reservation.pk
+    event = event_of(reservation, "checkin_due")
+    runs = wait_for(lambda: _runs_of(event, 3), timeout=30)
+    reservation.delete()
+    wait_logged(log, f"cancelled checkin_due {pk}")
+    assert Event.objects.get(pk=event.pk).status == "cancelled"
+    for run in runs:
+        assert env.wait_until_finished(run).status == "cancelled"
+    assert Event.objects.get(pk=event.pk).entity is None
+
+
+def test_the_guides_checkout_workflow_waits_for_the_docs_event(fresh_ts, log):
+    """CheckoutOpsWF as the guide writes it: due 2 h before checkout, waits for guest_docs_uploaded."""
+    env = fresh_ts
+    checkout = server_now(env) + dt.timedelta(days=1)
+    reservation = Reservation.objects.create(
+        checkin_at=server_now(env) - dt.timedelta(days=1), checkout_at=checkout, status="pending"
+    )
+    reservation.status = "confirmed"
+    reservation.save()
+    event = event_of(reservation, "checkout_due")
+    run = wait_for(lambda: WorkflowRun.objects.filter(event=event, name="CheckoutOpsWF").first(), timeout=30)
+    assert run.status == "waiting" and run.wake_at == checkout - dt.timedelta(hours=2)
+    env.skip_time(dt.timedelta(hours=22, minutes=1))
+    run = env.wait_until(run, lambda r: r.status == "suspended" and r.waiting_signal == "event:guest_docs_uploaded")
+    reservation.docs_uploaded = True
+    reservation.save()
+    run = env.wait_until_finished(run, timeout=60)
+    assert run.status == "completed", run.error
+    assert run.data["final_state"] == "ok" and run.data["notified"] and run.data["attempts"] == 2
+    assert run.data["event_id"] == event_of(reservation, "guest_docs_uploaded").pk
+
+
+def test_an_occurrence_lost_to_a_temporal_outage_is_dispatched_once_later(dev, log):
+    """Temporal unreachable at commit: the row waits in the outbox; the worker's sweep sends it."""
+    from django_bridge.conf import automation_settings
+
+    dev.activate()
+    bridge.set_client(None)
+    automation_settings.overrides["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
+    try:
+        reservation = Reservation.objects.create(checkin_at=timezone.now(), status="confirmed")
+        event = event_of(reservation, "reservation_confirmed")
+        assert event.dispatched_version < event.version  # kept in the outbox
+    finally:
+        del automation_settings.overrides["TEMPORAL_ADDRESS"]
+        dev.activate()
+    wait_logged(log, f"welcome {reservation.pk}", timeout=30)  # the sweep, within its interval
+    event_closed(dev, event)
+    assert dispatch_pending() == 0
+    assert lines(log)[f"welcome {reservation.pk}"] == 1
+
+
+def test_sync_for_brings_bulk_created_entities_up_to_date(dev, log):
+    from django.core.management import call_command
+
+    created = Reservation.objects.bulk_create(
+        [Reservation(checkin_at=timezone.now(), status="confirmed") for _ in range(3)]
+    )
+    assert not Event.objects.exists()  # bulk_create sends no signals
+    changed = Event.objects.sync_for(Reservation.objects.all())
+    assert changed == 3 * 3  # reservation_confirmed, checkin_due (in the past: pending), reservation_created
+    for reservation in Reservation.objects.all():
+        wait_logged(log, f"welcome {reservation.pk}")
+    call_command("sync_events", "testapp.Reservation")  # nothing changes the second time
+    assert Event.objects.count() == 9
+    assert sum(1 for k in lines(log) if k.startswith("welcome ")) == len(created)
+
+
+def test_bad_declarations_are_reported_with_the_model_and_the_fix():
+    from django.db import models
+    from django.test.utils import isolate_apps
+
+    from django_ai.automation.events.callbacks import on_event
+    from django_ai.automation.events.definitions import EventDefinition
+    from django_bridge.checks import event_definition_errors
+    from facade import WorkflowDefinitionError, registry
+
+    with pytest.raises(WorkflowDefinitionError, match="condition must be a callable"):
+        EventDefinition("x", condition="status == 'confirmed'")
+    with isolate_apps("tests.testapp"):
+
+        class Booking(models.Model):
+            starts = models.CharField(max_length=10)
+
+            class Meta:
+                app_label = "testapp"
+
+            events = [
+                EventDefinition("booked"),
+                EventDefinition("booked"),
+                EventDefinition("starts_soon", date_field="starts"),
+                EventDefinition("ends_soon", date_field="ends"),
+            ]
+
+        with registry.isolated():
+
+            @on_event(event_name="nobody_defines_this")
+            def orphan(event):
+                pass
+
+            problems = [(p.id, p.msg) for p in event_definition_errors([Booking])]
+    messages = "\n".join(f"{i}: {m}" for i, m in problems)
+    assert "automation.E021: testapp.Booking defines the event 'booked' twice." in messages
+    assert "automation.E022: testapp.Booking event 'starts_soon': date_field 'starts' is a CharField." in messages
+    assert "automation.E022: testapp.Booking event 'ends_soon': date_field 'ends' is not a field." in messages
+    assert "automation.W020: no model defines the event 'nobody_defines_this'" in messages

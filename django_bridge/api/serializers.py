@@ -65,8 +65,18 @@ def run_page_url(run_id: int) -> str | None:
         return None
 
 
+class EventSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    event_name = serializers.CharField()
+    entity = serializers.CharField(help_text="app_label.model of the entity")
+    entity_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "occurred", "cancelled"])
+    at = serializers.DateTimeField(allow_null=True)
+
+
 class RunSerializer(serializers.ModelSerializer):
     parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    event = serializers.SerializerMethodField(help_text="The model event that started this run (@event_workflow), if one did.")
     page_url = serializers.SerializerMethodField(help_text="The run page (HTML), if the app's URLs are mounted.")
 
     class Meta:
@@ -81,6 +91,7 @@ class RunSerializer(serializers.ModelSerializer):
             "waiting_signal",
             "error",
             "parent",
+            "event",
             "created_at",
             "updated_at",
             "finished_at",
@@ -90,6 +101,20 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_page_url(self, run: WorkflowRun) -> str | None:
         return run_page_url(run.pk)
+
+    @extend_schema_field(EventSummarySerializer(allow_null=True))
+    def get_event(self, run: WorkflowRun) -> dict[str, Any] | None:
+        event = run.event
+        if event is None:
+            return None
+        return {
+            "id": event.pk,
+            "event_name": event.event_name,
+            "entity": f"{event.content_type.app_label}.{event.content_type.model}",
+            "entity_id": event.entity_id,
+            "status": event.status,
+            "at": event.at,
+        }
 
 
 class RunDetailSerializer(RunSerializer):

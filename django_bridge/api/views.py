@@ -198,7 +198,7 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
         return super().retrieve(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        queryset = scoped_runs(self.request, WorkflowRun.objects.all())
+        queryset = scoped_runs(self.request, WorkflowRun.objects.select_related("event__content_type"))
         if getattr(self, "action", None) == "list":
             return self._filter(queryset)
         if getattr(self, "action", None) == "retrieve":
