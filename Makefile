@@ -32,10 +32,11 @@ suite: $(TEST_STAMP)
 	$(BIN)/python example/manage.py test shop --noinput
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Library vs raw temporalio (3-step runs), then the HTTP action round trip.
+# Library vs raw temporalio (3-step runs), the HTTP action round trip, then model events.
 bench: $(TEST_STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_actions.py
+	$(BIN)/python scripts/bench_events.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -157,7 +157,8 @@ def event_definition_errors(model_list: Any) -> list[Any]:
         if event_name not in defined:
             errors.append(
                 Warning(
-                    f"no model defines the event {event_name!r}, yet {', '.join(subscribers)} listen to it.",
+                    f"no model defines the event {event_name!r}, yet {', '.join(subscribers)} "
+                    f"{'listens' if len(subscribers) == 1 else 'listen'} to it.",
                     hint="Check the name against the EventDefinition(...) lists of your models' `events`.",
                     id="automation.W020",
                 )

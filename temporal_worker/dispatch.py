@@ -83,6 +83,7 @@ def dispatch(event_ids: list[int]) -> int:
     if not rows:
         return 0
     task_queue = str(automation_settings.TASK_QUEUE)
+    heartbeat = float(automation_settings.HEARTBEAT_TIMEOUT)
 
     async def send_all() -> list[tuple[int, int]]:
         client = await bridge.get_client()
@@ -94,7 +95,7 @@ def dispatch(event_ids: list[int]) -> int:
                 try:
                     await client.start_workflow(
                         EVENT_WORKFLOW,
-                        EventInput(row.pk, label).to_wire(),
+                        EventInput(row.pk, label, heartbeat_timeout=heartbeat).to_wire(),
                         id=event_workflow_id(row.pk),
                         task_queue=task_queue,
                         start_signal=EVENT_CHANGED_SIGNAL,
@@ -102,7 +103,9 @@ def dispatch(event_ids: list[int]) -> int:
                         static_summary=label,
                     )
                 except Exception as exc:  # unreachable, refused: the outbox keeps it
-                    logger.warning("event %s (%s) was not dispatched (%s); the worker sends it later", row.pk, label, exc)
+                    logger.warning(
+                        "event %s (%s) was not dispatched (%s); the worker sends it later", row.pk, label, exc
+                    )
                     return None
                 return row.pk, row.version
 
@@ -124,9 +127,9 @@ def dispatch(event_ids: list[int]) -> int:
 def dispatch_pending(limit: int = 1000) -> int:
     """Dispatch what the outbox still holds (lost to a crash or a Temporal outage)."""
     ids = list(
-        Event.objects.filter(dispatched_version__lt=F("version")).order_by("updated_at").values_list("pk", flat=True)[
-            :limit
-        ]
+        Event.objects.filter(dispatched_version__lt=F("version"))
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
     )
     return dispatch(ids) if ids else 0
 

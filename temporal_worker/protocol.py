@@ -505,16 +505,23 @@ class EventInput:
     event_id: int
     label: str = ""  # "checkin_due of Reservation 42", for summaries
     at: float | None = None  # for the occur activity: the due time the workflow's timer waited for
+    heartbeat_timeout: float = 10.0  # for callbacks: a callback on a dead worker is retried after this
 
     def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"event_id": self.event_id, "label": self.label}
+        wire: dict[str, Any] = {
+            "event_id": self.event_id,
+            "label": self.label,
+            "heartbeat_timeout": self.heartbeat_timeout,
+        }
         if self.at is not None:
             wire["at"] = self.at
         return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> EventInput:
-        return cls(int(data["event_id"]), data.get("label") or "", data.get("at"))
+        return cls(
+            int(data["event_id"]), data.get("label") or "", data.get("at"), float(data.get("heartbeat_timeout") or 10.0)
+        )
 
 
 @dataclass(frozen=True)
@@ -578,13 +585,25 @@ class CallbackInput:
     phase: str
     name: str
     error: str | None = None  # set for EVENT_RECORD_ACTIVITY: the callback failed for good
+    heartbeat_every: float = 3.0
 
     def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"event_id": self.event_id, "phase": self.phase, "callback": self.name}
+        wire: dict[str, Any] = {
+            "event_id": self.event_id,
+            "phase": self.phase,
+            "callback": self.name,
+            "heartbeat_every": self.heartbeat_every,
+        }
         if self.error is not None:
             wire["error"] = self.error
         return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> CallbackInput:
-        return cls(int(data["event_id"]), data["phase"], data["callback"], data.get("error"))
+        return cls(
+            int(data["event_id"]),
+            data["phase"],
+            data["callback"],
+            data.get("error"),
+            float(data.get("heartbeat_every") or 3.0),
+        )

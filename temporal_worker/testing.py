@@ -258,6 +258,26 @@ class TemporalTestEnvironment:
 
         bridge.run_sync(closed(), timeout=timeout + 10)
 
+    def wait_event_delivered(self, event: Any, timeout: float = 30.0) -> None:
+        """Wait until the event's workflow has delivered it (callbacks, runs, waits) and closed.
+
+        ``event`` is an ``Event`` row or its id. On the time-skipping server time moves forward
+        while waiting, so a pending scheduled event comes due and occurs first.
+        """
+        from temporal_worker import client as bridge
+        from temporal_worker.protocol import event_workflow_id
+
+        event_id = getattr(event, "pk", event)
+        handle = self.env.client.get_workflow_handle(event_workflow_id(event_id))
+
+        async def delivered() -> None:
+            try:
+                await asyncio.wait_for(handle.result(), timeout=timeout)
+            except TimeoutError:
+                raise AssertionError(f"event {event_id}: its workflow did not close within {timeout}s") from None
+
+        bridge.run_sync(delivered(), timeout=timeout + 10)
+
     def history(self, run: Any) -> Any:
         """The Temporal history of the run's workflow."""
         from django_bridge.models import WorkflowRun

@@ -16,6 +16,7 @@ AUTOMATION = {
         *AUTOMATION.get("WORKFLOW_MODULES", []),
         "tests.testapp.durability_workflows",
         "tests.testapp.outage_workflows",
+        "tests.testapp.event_automations",
     ],
 }
 

@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from shop import views
+from shop import event_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("runs/start/", views.start_run, name="start-run"),
     path("runs/signal/", views.send_signal, name="send-signal"),
+    # Model events: reservations whose saves trigger callbacks and event workflows.
+    path("events/", event_views.events_page, name="events"),
+    path("events/reservations/", event_views.reservation_create, name="reservation-create"),
+    path("events/reservations/<int:pk>/", event_views.reservation_change, name="reservation-change"),
     path("admin/", admin.site.urls),
     # The library's HTTP API (runs, human-step actions, schemas) and its run pages.
     path("statezero/", include("django_bridge.urls")),

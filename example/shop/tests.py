@@ -84,3 +84,48 @@ class ShopWorkflowTests(TransactionTestCase):
         # Let it finish: the next test empties the tables under a run still writing to them.
         self.assertEqual(self.env.wait_until_finished(run).status, WorkflowStatus.COMPLETED)
         self.assertContains(self.client.get("/"), f"/statezero/ui/runs/{run.pk}/")
+
+
+class ShopEventTests(TransactionTestCase):
+    """Model events: a reservation's saves trigger a callback and a run due before check-in."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # A server of its own: its clock starts now, so check-in times are where the test puts them.
+        cls.env = TemporalTestEnvironment(time_skipping=True)
+        cls.env.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.stop()
+        super().tearDownClass()
+
+    def test_a_confirmed_reservation_is_welcomed_then_reminded_before_checkin(self):
+        from django.utils import timezone
+
+        from django_ai.automation.events.models import Event
+        from django_ai.automation.workflows.models import WorkflowRun
+        from facade.testing import wait_for
+        from shop.models import Reservation
+
+        checkin = timezone.now() + timedelta(hours=1)
+        reservation = Reservation.objects.create(guest="Ada", checkin_at=checkin)
+        reservation.status = "confirmed"
+        reservation.save()
+        confirmed = Event.objects.get(event_name="reservation_confirmed", entity_id=str(reservation.pk))
+        self.env.wait_event_delivered(confirmed)
+        reservation.refresh_from_db()
+        self.assertTrue(reservation.welcome_sent)
+
+        run = wait_for(lambda: WorkflowRun.objects.filter(name="PreArrivalReminder").first(), timeout=30)
+        self.assertEqual(run.status, WorkflowStatus.WAITING)
+        self.assertEqual(run.wake_at, checkin - timedelta(minutes=1))
+        self.env.skip_time(timedelta(minutes=59, seconds=30))
+        run = self.env.wait_until(run, lambda r: r.waiting_signal == "event:guest_docs_uploaded")
+        reservation.docs_uploaded = True
+        reservation.save()
+        run = self.env.wait_until_finished(run)
+        self.assertEqual(run.status, WorkflowStatus.COMPLETED, run.error)
+        self.assertEqual(run.current_step, "docs_received")
+        self.assertTrue(run.data["reminded"])

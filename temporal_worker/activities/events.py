@@ -95,7 +95,7 @@ def _sync_runs(event: Event, label: str) -> None:
             if run is not None and _not_started(run):
                 engine.cancel(run.pk, reason=f"{label} was cancelled", wait=10)
             continue
-        base = event.at if event.status == Event.Status.PENDING else (event.occurred_at or event.at)
+        base = event.at or event.occurred_at  # the event's time: due, or when it occurred (immediate)
         if base is None:
             continue
         due = base + timedelta(seconds=offset)
@@ -122,9 +122,10 @@ def _not_started(run: WorkflowRun) -> bool:
 def _create_run(event: Event, definition: WorkflowDefinition, workflow_id: str, due: Any, summary: str) -> None:
     try:
         ctx = definition.create_context(event=event)
-    except AutomationError as exc:
-        _record(event.pk, "runs", definition.name, {"status": "failed", "error": exc.message})
-        logger.error("%s: no %s run: %s", event_label(event), definition.name, exc.message)
+    except Exception as exc:  # the user's create_context: retrying the load would not help
+        message = exc.message if isinstance(exc, AutomationError) else f"{type(exc).__name__}: {exc}"
+        _record(event.pk, "runs", definition.name, {"status": "failed", "error": f"create_context: {message}"})
+        logger.error("%s: no %s run, its create_context raised: %s", event_label(event), definition.name, message)
         return
     spec = compile_spec(definition)
     with transaction.atomic():
@@ -174,7 +175,9 @@ def occur(inp: EventInput) -> dict[str, Any]:
             if inp.at is None or abs(event.at.timestamp() - inp.at) > 0.001:
                 return  # it moved meanwhile; the workflow loads it again
             entity = event.entity
-            definition = next((d for d in definitions_of(type(entity)) if d.name == event.event_name), None) if entity else None
+            definition = (
+                next((d for d in definitions_of(type(entity)) if d.name == event.event_name), None) if entity else None
+            )
             holds = entity is not None and definition is not None and condition_holds(definition, entity)
             status = Event.Status.OCCURRED if holds else Event.Status.CANCELLED
             fields: dict[str, Any] = {"status": status}
@@ -184,8 +187,6 @@ def occur(inp: EventInput) -> dict[str, Any]:
 
     outages.retrying(f"event {inp.event_id}: letting it occur", work)
     return {}
-
-
 
 
 # ---------------------------------------------------------------------- signals
@@ -219,7 +220,7 @@ def deliver_signals(inp: EventInput) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- callbacks
-def run_callback(inp: CallbackInput, heartbeat_every: float = 10.0) -> dict[str, Any]:
+def run_callback(inp: CallbackInput) -> dict[str, Any]:
     """Call one callback with the Event (once: a callback that completed is not called again)."""
     callback = registry.callback(inp.phase, inp.name)  # type: ignore[arg-type]
     event = outages.retrying(f"event {inp.event_id}: loading it", lambda: _get(inp.event_id))
@@ -227,14 +228,19 @@ def run_callback(inp: CallbackInput, heartbeat_every: float = 10.0) -> dict[str,
         return {"skipped": "the event row is gone"}
     if ((event.delivered or {}).get(inp.phase) or {}).get(inp.name, {}).get("status") == "completed":
         return {"skipped": "already called"}
-    with heartbeats.beating(heartbeat_every):
+    with heartbeats.beating(max(0.5, inp.heartbeat_every)):
         callback.fn(event)
     _record(event.pk, inp.phase, inp.name, {"status": "completed", "at": timezone.now().isoformat()})
     return {}
 
 
 def record_callback_failure(inp: CallbackInput) -> dict[str, Any]:
-    _record(inp.event_id, inp.phase, inp.name, {"status": "failed", "error": inp.error or "", "at": timezone.now().isoformat()})
+    _record(
+        inp.event_id,
+        inp.phase,
+        inp.name,
+        {"status": "failed", "error": inp.error or "", "at": timezone.now().isoformat()},
+    )
     logger.error("callback %s of event %s failed for good: %s", inp.name, inp.event_id, inp.error)
     return {}
 
@@ -255,4 +261,3 @@ def _record(event_id: int, section: str, key: str | None, value: Any) -> None:
             Event.objects.filter(pk=event_id).update(delivered=delivered, updated_at=timezone.now())
 
     outages.retrying(f"event {event_id}: recording a delivery", work)
-

@@ -106,7 +106,7 @@ class EventWorkflow:
                     pass
             await workflow.execute_activity(
                 EVENT_OCCUR_ACTIVITY,
-                EventInput(inp.event_id, inp.label, state.at).to_wire(),
+                EventInput(inp.event_id, inp.label, state.at, inp.heartbeat_timeout).to_wire(),
                 start_to_close_timeout=_LIBRARY_TIMEOUT,
                 retry_policy=_LIBRARY_RETRY,
                 summary=f"{state.label} occurs if its condition still holds",
@@ -116,13 +116,13 @@ class EventWorkflow:
         """Every callback at once; one that fails for good is recorded and stops no other."""
 
         async def call(c: CallbackCall) -> None:
-            request = CallbackInput(inp.event_id, c.phase, c.name)
+            request = CallbackInput(inp.event_id, c.phase, c.name, heartbeat_every=inp.heartbeat_timeout / 3)
             try:
                 await workflow.execute_activity(
                     c.name,
                     request.to_wire(),
                     start_to_close_timeout=timedelta(hours=1),
-                    heartbeat_timeout=timedelta(seconds=30),
+                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout),
                     retry_policy=_retry_policy(c.retry),
                     summary=f"{c.phase} callback of {inp.label or inp.event_id}",
                 )

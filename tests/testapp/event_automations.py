@@ -64,6 +64,23 @@ def parcel_delivered(event: Event) -> None:
     note(f"parcel {event.entity_id} {event.entity.pk}")
 
 
+@on_event(event_name="parcel_lost")
+def report_lost_parcel(event: Event) -> None:
+    """Slow on purpose: waits for the file named by EVENTS_GO (the kill test's go-ahead)."""
+    import time
+
+    note(f"lost-start {event.entity_id}")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ.get("EVENTS_GO", "")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    note(f"lost-done {event.entity_id}")
+
+
+@on_event(event_name="parcel_lost")
+def count_lost_parcel(event: Event) -> None:
+    note(f"lost-counted {event.entity_id}")
+
+
 @on_event(event_name="reservation_created", retry=Retry(max_attempts=2, base_delay=timedelta(milliseconds=100)))
 def always_fails(event: Event) -> None:
     note(f"failing {event.entity_id}")

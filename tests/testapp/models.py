@@ -41,5 +41,21 @@ class Parcel(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     delivered = models.BooleanField(default=False)
+    lost = models.BooleanField(default=False)
 
-    events = [EventDefinition("parcel_delivered", condition=lambda p: p.delivered)]
+    events = [
+        EventDefinition("parcel_delivered", condition=lambda p: p.delivered),
+        EventDefinition("parcel_lost", condition=lambda p: p.lost),
+    ]
+
+
+class Listing(models.Model):
+    """Defines the events the workflows guide's examples wait for (tests/testapp/guide_*.py)."""
+
+    confirmed = models.BooleanField(default=False)
+    ownership_verified = models.BooleanField(default=False)
+
+    events = [
+        EventDefinition("confirmation_received", condition=lambda listing: listing.confirmed),
+        EventDefinition("ownership_verified", condition=lambda listing: listing.ownership_verified),
+    ]

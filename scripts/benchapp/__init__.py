@@ -1,0 +1,1 @@
+"""Models for ``scripts/bench_events.py``: one with events, one without (the baseline)."""
