@@ -112,7 +112,10 @@ class InterpreterWorkflow:
         sa = workflow.info().typed_search_attributes
         if inp.options.search_attributes and sa.get(STATUS_KEY) is not None:
             self._published = (sa.get(STATUS_KEY) or "", sa.get(STEP_KEY) or "", sa.get(WAITING_KEY) or "")
-        self._early = {(k[0], int(k[1])): v for k, v in inp.early_signals or []}
+        # Keep what the signal handler buffered already: a signal that arrived with the start
+        # (before the first workflow task) is handled before this method runs.
+        carried = {(k[0], int(k[1])): v for k, v in inp.early_signals or []}
+        self._early = {**carried, **self._early}
         # "entry" is set when this run continued as new in the middle of a run.
         entry = dict(inp.entry) if inp.entry is not None else {"resume": inp.resume}
         try:
