@@ -67,6 +67,9 @@ def test_on_create_receives_child_and_parent_with_the_parent_context_bound(dev, 
         parent = dev.wait_until_finished(parent)
         assert parent.status == WorkflowStatus.COMPLETED, parent.error
         assert parent.data["child_status"] == WorkflowStatus.COMPLETED
+    # A gated step's history row says it was a waiting step.
+    held = dev.wait_until_finished(child).step_executions.get()
+    assert held.step_display == {"step_title": "hold", "visible": True, "step_type": "waiting"}
 
 
 def test_parent_shows_its_on_complete_step_while_the_child_runs(dev, hooks):
@@ -124,6 +127,7 @@ def test_a_raising_on_create_hook_leaves_no_phantom_child(dev, hooks):
         describe(dev, child.temporal_workflow_id)
     assert err.value.status == RPCStatusCode.NOT_FOUND
     assert rows(run) == [("launch", "failed")]
+    assert run.step_executions.get().step_display["step_title"] == "Launch the child"
 
 
 def test_cancel_while_the_child_runs_records_the_resume_step(dev, hooks):
@@ -154,3 +158,13 @@ def test_retrying_a_parent_stuck_on_its_child_starts_the_child_again(dev, hooks)
     assert engine.signal("event:held_child_go", run_id=second.pk) == 1
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error
+
+
+def test_on_create_signature_decides_its_arguments():
+    from django_ai.automation.workflows.core import run_subflow
+    from facade import StepResultError
+
+    assert run_subflow("held_child", on_complete="finish", on_create=lambda child, parent: None).on_create_takes_parent
+    assert not run_subflow("held_child", on_complete="finish", on_create=lambda child: None).on_create_takes_parent
+    with pytest.raises(StepResultError, match=r"must accept \(child_run\) or \(child_run, parent_run\)"):
+        run_subflow("held_child", on_complete="finish", on_create=lambda: None)

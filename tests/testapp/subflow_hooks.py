@@ -4,8 +4,6 @@ current step while its child runs, a hook that raises.
 Imported inside ``registry.isolated()`` by ``tests/test_subflow_hooks.py``.
 """
 
-from typing import Optional
-
 from pydantic import BaseModel
 
 from django_ai.automation.workflows.core import (
@@ -57,7 +55,7 @@ class HookedParentWorkflow:
         seen: str = ""
         launches: int = 0
         child_status: str = ""
-        active_subworkflow_run_id: Optional[int] = None
+        active_subworkflow_run_id: int | None = None
 
     @step(start=True, title="Launch the child")
     def launch(self):
