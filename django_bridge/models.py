@@ -45,6 +45,12 @@ class WorkflowRun(models.Model):
     error = models.TextField(blank=True, default="")
 
     # What the run waits for, while SUSPENDED or WAITING.
+    waiting_for = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="What a suspended run waits on, as people read it: a signal, action:<name> or subflow:<workflow>.",
+    )
     waiting_signal = models.CharField(max_length=255, blank=True, default="", db_index=True)
     wait_seq = models.IntegerField(null=True, blank=True, help_text="Which wait of the run is current.")
     on_timeout_step = models.CharField(max_length=200, blank=True, default="")
@@ -108,7 +114,7 @@ class WorkflowRun(models.Model):
             status=WorkflowStatus(self.status),
             current_step=self.current_step,
             progress=self.progress,
-            waiting_for=self.waiting_signal,
+            waiting_for=self.waiting_for or self.waiting_signal,
             waiting_signal=self.waiting_signal,
             wait_seq=self.wait_seq,
             waiting_match=self.waiting_match,
@@ -153,7 +159,12 @@ class StepExecution(models.Model):
     step_name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=StepStatus.choices)
     error = models.TextField(blank=True, default="")
-    display = models.JSONField(default=dict, blank=True)
+    display = models.JSONField(default=dict, blank=True, help_text="The step's StepDisplayMetadata, if any.")
+    step_display = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='How the step showed when it ran: {"step_title", "visible", "step_type"}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

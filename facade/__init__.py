@@ -11,7 +11,7 @@ one place where this package looks upward.
 
 from typing import Any
 
-from ._actions import statezero_action
+from ._actions import ActionRequest, statezero_action
 from ._context import get_context
 from ._declare import event_workflow, on_event, on_event_cancelled, on_event_created, workflow
 from ._definition import on_fail, step
@@ -45,6 +45,7 @@ from ._retry import Retry
 from ._status import StepStatus, WorkflowStatus
 
 __all__ = [
+    "ActionRequest",
     "AutomationError",
     "ContextUnavailableError",
     "DatabaseUnavailableError",

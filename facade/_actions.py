@@ -20,7 +20,7 @@ from ._metadata import StepDisplayMetadata
 from ._registry import registry
 from ._status import WorkflowStatus
 
-__all__ = ["ActionInfo", "action_for_run", "find_action", "list_actions", "statezero_action"]
+__all__ = ["ActionInfo", "ActionRequest", "action_for_run", "find_action", "list_actions", "statezero_action"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +30,7 @@ _declared: dict[str, str] = {}
 
 def statezero_action(
     name: str,
-    serializer: Any,
+    serializer: Any = None,
     response_serializer: Any = None,
     permissions: Sequence[Any] | None = None,
     display: StepDisplayMetadata | None = None,
@@ -43,7 +43,8 @@ def statezero_action(
     Args:
         name: the action's name, unique across all workflows (it is the URL).
         serializer: a DRF ``Serializer`` class validating the request: ``workflow_run_id``
-            plus the step's fields.
+            plus the step's fields. ``None`` (the default) declares an action without fields,
+            a "confirm" button: the request holds only ``workflow_run_id``.
         response_serializer: optional serializer class; the response is then this serializer
             applied to the run (``WorkflowRun``) instead of its ``current_step_display``.
         permissions: DRF permission classes checked for this action, after the API's default.
@@ -52,8 +53,11 @@ def statezero_action(
     problems: list[str] = []
     if not isinstance(name, str) or not name.strip() or "/" in name:
         problems.append(f"name must be a non-empty string without '/', e.g. name='submit_review', got {name!r}")
-    if not _is_serializer_class(serializer):
-        problems.append(f"serializer must be a rest_framework Serializer class (not an instance), got {serializer!r}")
+    if serializer is not None and not _is_serializer_class(serializer):
+        problems.append(
+            f"serializer must be a rest_framework Serializer class (not an instance), or None for an action "
+            f"without fields, got {serializer!r}"
+        )
     if response_serializer is not None and not _is_serializer_class(response_serializer):
         problems.append(f"response_serializer must be a Serializer class or None, got {response_serializer!r}")
     perms = list(permissions or [])
@@ -113,6 +117,29 @@ def _is_serializer_class(obj: Any) -> bool:
     return issubclass(obj, BaseSerializer)
 
 
+@dataclass(frozen=True)
+class ActionRequest:
+    """What an action step's ``request`` parameter receives when the action came with a user.
+
+    Not the ``HttpRequest``: the step runs in the worker (a Temporal activity, maybe on another
+    machine), and a request object cannot travel there, nor belongs in a workflow's history.
+    Only the submitting user's primary key travels; the worker loads the user again.
+
+    Attributes:
+        user: the auth user model instance, or ``AnonymousUser`` (submitted anonymously, or
+            the user no longer exists).
+        action: the action's name.
+        data: the validated fields, in their JSON form (what the step receives as keyword
+            arguments).
+        method: always ``"POST"``.
+    """
+
+    user: Any
+    action: str
+    data: dict[str, Any]
+    method: str = "POST"
+
+
 # ---------------------------------------------------------------------- lookup
 @dataclass(frozen=True)
 class ActionInfo:
@@ -122,7 +149,7 @@ class ActionInfo:
     workflow: str
     step: str
     step_title: str
-    serializer: Any
+    serializer: Any  # None: an action without fields (the API validates only workflow_run_id)
     response_serializer: Any
     permissions: tuple[Any, ...]
     display: dict[str, Any] | None
@@ -165,9 +192,10 @@ def find_action(name: str) -> ActionInfo:
     )
 
 
-def action_for_run(spec: dict[str, Any], status: str, current_step: str) -> str | None:
+def action_for_run(spec: dict[str, Any], status: str, current_step: str, waiting_for: str = "") -> str | None:
     """The action a run waits at, judged from its projection (the workflow has the last word)."""
-    if status != WorkflowStatus.SUSPENDED:
+    if status != WorkflowStatus.SUSPENDED or waiting_for.startswith("subflow:"):
+        # A parent waiting on its child shows its on_complete step, not yet entered.
         return None
     step = (spec.get("steps") or {}).get(current_step) or {}
     return (step.get("action") or {}).get("name")

@@ -208,6 +208,20 @@ def build_definition(
             for p in signature
             if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         ]
+        if "request" in params and action is None and "request" in required:
+            problems.append(
+                f"{label}.{attr} takes `request`, which only action steps receive (who submitted the action): "
+                "add @statezero_action(...) above @step(), or give it a default"
+            )
+        if (
+            "request" in params
+            and action is not None
+            and "request" in getattr(action["serializer"], "_declared_fields", {})
+        ):
+            problems.append(
+                f"{label}.{attr} takes `request` and its action's serializer has a field named 'request': the "
+                "parameter receives who submitted the action, so rename the serializer field"
+            )
         steps[attr] = StepDef(
             name=attr,
             start=marker.start,

@@ -7,6 +7,7 @@ step that made it, with the step named (see ``StepResultError``).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,6 +236,7 @@ class Subflow(StepResult):
     on_complete: str
     kwargs: dict[str, Any]
     on_create: Callable[..., Any] | None = None
+    on_create_takes_parent: bool = False  # on_create(child_run, parent_run) rather than on_create(child_run)
 
     def to_directive(self) -> protocol.StartSubflow:
         # The child run is created by the step activity, which adds its start input here.
@@ -244,8 +246,11 @@ class Subflow(StepResult):
 def run_subflow(workflow: Any, on_complete: Any, on_create: Callable[..., Any] | None = None, **kwargs: Any) -> Subflow:
     """Start ``workflow`` as a child run; this run resumes at ``on_complete`` when it ends.
 
-    ``on_complete`` receives a ``SubflowResult``. ``on_create``, if given, is called with the
-    child ``WorkflowRun`` once it exists (``get_context()`` there is this run's Context).
+    ``on_complete`` receives a ``SubflowResult``. ``on_create``, if given, is called once the
+    child's ``WorkflowRun`` exists and before it starts, as ``on_create(child_run)`` or
+    ``on_create(child_run, parent_run)`` (whichever its signature accepts, both preferred);
+    ``get_context()`` there is this run's Context. If it raises, the child never starts (its
+    row is marked failed with the error) and this run fails (semantics: "Subflows").
     """
     definition = getattr(workflow, "_automation_definition", None)
     if definition is not None:
@@ -256,7 +261,26 @@ def run_subflow(workflow: Any, on_complete: Any, on_create: Callable[..., Any] |
         raise StepResultError(f"run_subflow() needs a @workflow class or a workflow name, got {workflow!r}.")
     if on_create is not None and not callable(on_create):
         raise StepResultError(f"run_subflow(on_create=...) must be callable, got {on_create!r}.")
-    return Subflow(name, step_name(on_complete, "run_subflow(on_complete=...)"), kwargs, on_create)
+    takes_parent = on_create is not None and _hook_takes_parent(on_create)
+    return Subflow(name, step_name(on_complete, "run_subflow(on_complete=...)"), kwargs, on_create, takes_parent)
+
+
+def _hook_takes_parent(hook: Callable[..., Any]) -> bool:
+    """Whether ``on_create`` is called with ``(child_run, parent_run)`` or just ``(child_run)``."""
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):  # a callable without a signature (some builtins): one argument
+        return False
+    for args in ((None, None), (None,)):
+        try:
+            signature.bind(*args)
+        except TypeError:
+            continue
+        return len(args) == 2
+    raise StepResultError(
+        f"run_subflow(on_create={getattr(hook, '__qualname__', hook)!r}) must accept (child_run) or "
+        f"(child_run, parent_run); its signature is {signature}."
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,13 @@ from django_bridge.models import WorkflowRun
 from facade import InvalidInputError, RunStateError, TemporalUnavailableError
 from facade.contract import ActionInfo, action_for_run, find_action
 from temporal_worker import client as bridge
-from temporal_worker.protocol import ACTION_UPDATE, NOT_WAITING_FOR_ACTION, WorkflowStatus
+from temporal_worker.protocol import (
+    ACTION_UPDATE,
+    NOT_WAITING_FOR_ACTION,
+    ActionSubmission,
+    ActionSubmitter,
+    WorkflowStatus,
+)
 
 __all__ = ["ActionResult", "asubmit_action", "submit_action"]
 
@@ -48,13 +54,17 @@ class ActionResult:
 
 
 def submit_action(
-    run_id: int, action_name: str, data: dict[str, Any] | None = None, *, timeout: float = 60.0
+    run_id: int, action_name: str, data: dict[str, Any] | None = None, *, timeout: float = 60.0, user: Any = None
 ) -> ActionResult:
     """Submit action ``action_name`` to run ``run_id`` with ``data`` (already validated fields).
 
     Sends the Temporal Update ``automation.action``; the run's workflow checks that it waits
     at that action, runs the step with ``data`` as keyword arguments and answers with its new
     ``current_step_display``. If the step fails for good, the answer's status is ``failed``.
+
+    ``user`` is who submits it (``request.user``, also ``AnonymousUser``): a step with a
+    ``request`` parameter then receives an ``ActionRequest`` with that user; without ``user``
+    it receives ``None``. Only the user's primary key travels to the worker.
 
     Raises:
         InvalidInputError: unknown action or run, or ``data`` is not a JSON object.
@@ -63,6 +73,7 @@ def submit_action(
         TemporalUnavailableError: the Temporal server could not be reached.
     """
     info = find_action(action_name)
+    submitter = None if user is None else ActionSubmitter(_user_pk(action_name, user))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -75,9 +86,9 @@ def submit_action(
             "representation of dates, decimals and model instances."
         ) from None
     try:
-        run = WorkflowRun.objects.only("id", "name", "status", "current_step", "spec", "temporal_workflow_id").get(
-            pk=run_id
-        )
+        run = WorkflowRun.objects.only(
+            "id", "name", "status", "current_step", "waiting_for", "spec", "temporal_workflow_id"
+        ).get(pk=run_id)
     except (WorkflowRun.DoesNotExist, ValueError, TypeError):
         raise InvalidInputError(
             f"submit_action({action_name!r}): there is no workflow run with id {run_id!r}."
@@ -87,10 +98,12 @@ def submit_action(
     settle_until = time.monotonic() + SETTLE_SECONDS
     while True:
         try:
-            return _send(run, info, args, timeout)
+            return _send(run, ActionSubmission(info.name, args, submitter), info, timeout)
         except _Rejected as rejected:
-            fresh = WorkflowRun.objects.only("id", "name", "status", "current_step", "spec").get(pk=run.pk)
-            waiting_here = action_for_run(fresh.spec, fresh.status, fresh.current_step) == info.name
+            fresh = WorkflowRun.objects.only("id", "name", "status", "current_step", "waiting_for", "spec").get(
+                pk=run.pk
+            )
+            waiting_here = action_for_run(fresh.spec, fresh.status, fresh.current_step, fresh.waiting_for) == info.name
             if waiting_here and time.monotonic() < settle_until:
                 time.sleep(0.02)
                 continue
@@ -104,9 +117,21 @@ def submit_action(
 
 
 async def asubmit_action(
-    run_id: int, action_name: str, data: dict[str, Any] | None = None, *, timeout: float = 60.0
+    run_id: int, action_name: str, data: dict[str, Any] | None = None, *, timeout: float = 60.0, user: Any = None
 ) -> ActionResult:
-    return await sync_to_async(submit_action)(run_id, action_name, data, timeout=timeout)
+    return await sync_to_async(submit_action)(run_id, action_name, data, timeout=timeout, user=user)
+
+
+def _user_pk(action_name: str, user: Any) -> Any:
+    """The primary key of ``user`` as JSON (None for an anonymous user)."""
+    if not hasattr(user, "is_authenticated"):
+        raise InvalidInputError(
+            f"submit_action({action_name!r}, user=...) takes a user (request.user, or AnonymousUser), got {user!r}."
+        )
+    if not user.is_authenticated:
+        return None
+    pk = user.pk
+    return pk if isinstance(pk, (int, str)) else str(pk)  # a UUID key travels as its string
 
 
 class _Rejected(Exception):
@@ -131,7 +156,7 @@ def _check_projection(run: Any, info: ActionInfo) -> None:
             run_id=run.pk,
             step=run.current_step,
         )
-    waiting = action_for_run(run.spec, run.status, run.current_step)
+    waiting = action_for_run(run.spec, run.status, run.current_step, run.waiting_for)
     if waiting != info.name:
         where = f"waits for action {waiting!r}" if waiting else f"is {run.status} at step {run.current_step!r}"
         raise RunStateError(
@@ -144,14 +169,12 @@ def _check_projection(run: Any, info: ActionInfo) -> None:
         raise RunStateError(f"run {run.pk} ({run.name}) has not started on Temporal.", workflow=run.name, run_id=run.pk)
 
 
-def _send(run: Any, info: ActionInfo, args: dict[str, Any], timeout: float) -> ActionResult:
+def _send(run: Any, submission: ActionSubmission, info: ActionInfo, timeout: float) -> ActionResult:
     async def update() -> dict[str, Any] | None:
         client = await bridge.get_client()
         handle = client.get_workflow_handle(run.temporal_workflow_id)
         try:
-            return await asyncio.wait_for(
-                handle.execute_update(ACTION_UPDATE, {"action": info.name, "args": args}), timeout
-            )
+            return await asyncio.wait_for(handle.execute_update(ACTION_UPDATE, submission.to_wire()), timeout)
         except TimeoutError:
             return None
 

@@ -332,6 +332,11 @@ class Engine:
             )
         definition = registry.get(run.name)
         step = run.current_step or definition.start_step
+        last = run.last_transition or {}
+        if run.waiting_for.startswith("subflow:") and (last.get("directive") or {}).get("on_complete") == step:
+            # Stuck while its child ran: the current step names where it would resume, which
+            # needs the child's result; start again at the step that started the child.
+            step = last.get("step") or step
         if step not in run.spec.get("steps", {}):
             raise RunStateError(f"run {run.pk}: its current step {step!r} is not in its workflow.", run_id=run.pk)
 

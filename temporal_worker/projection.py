@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_bridge.models import StepExecution, WorkflowRun
+from temporal_worker.display import history_display
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
@@ -31,9 +32,8 @@ __all__ = [
     "update_run",
 ]
 
-# RunState field -> WorkflowRun column, where the names differ. ``waiting_for`` is not stored:
-# the row keeps the signal a run waits on (``waiting_signal``), which the engine delivers to.
-_COLUMNS = {"on_timeout": "on_timeout_step", "child_run_id": "active_child_id", "waiting_for": None}
+# RunState field -> WorkflowRun column, where the names differ.
+_COLUMNS = {"on_timeout": "on_timeout_step", "child_run_id": "active_child_id"}
 
 
 def row_fields(change: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
@@ -63,14 +63,21 @@ def update_run(run_id: int, **fields: Any) -> None:
         raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
 
 
-def _step_row(run_id: int, seq: int, step: str, status: str, error: str = "", display: Any = None) -> None:
+def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: str, error: str = "") -> None:
     # One INSERT that skips an existing (run, seq, status) row (unique constraint), instead of
     # get_or_create's SELECT + SAVEPOINT + INSERT + RELEASE: a retried activity still writes
     # nothing twice, and an existing row is left as it is.
-    StepExecution.objects.bulk_create(
-        [StepExecution(run_id=run_id, seq=seq, status=status, step_name=step, error=error, display=display or {})],
-        ignore_conflicts=True,
+    row = StepExecution(
+        run_id=run_id,
+        seq=seq,
+        status=status,
+        step_name=step,
+        error=error,
+        display=(spec["steps"].get(step) or {}).get("display") or {},
+        # What the step looked like when it ran, so a UI renders history without the class.
+        step_display=history_display(spec, step),
     )
+    StepExecution.objects.bulk_create([row], ignore_conflicts=True)
 
 
 def mark_running(run_id: int, step: str) -> None:
@@ -99,7 +106,7 @@ def record_directive(
     with transaction.atomic():
         update_run(run_id, data=data, last_transition=last, **row_fields(change))
         if row is not None:
-            _step_row(run_id, seq, step, row.status, error=row.error, display=spec["steps"][step].get("display"))
+            _step_row(run_id, spec, seq, step, row.status, error=row.error)
 
 
 def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
@@ -108,7 +115,7 @@ def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, e
     if not spec.get("on_fail"):  # otherwise the run is failed once its @on_fail handler ran
         change["status"] = WorkflowStatus.FAILED
     with transaction.atomic():
-        _step_row(run_id, seq, step, StepStatus.FAILED, error=error)
+        _step_row(run_id, spec, seq, step, StepStatus.FAILED, error=error)
         update_run(run_id, **row_fields(change))
 
 
@@ -121,7 +128,7 @@ def record_completed(run_id: int, step: str, data: dict[str, Any] | None) -> Non
     update_run(run_id, **({"data": data} if data is not None else {}), **row_fields(change))
 
 
-def record_cancelled(run_id: int, step: str, seq: int, reason: str) -> None:
+def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, reason: str) -> None:
     change = {
         "status": WorkflowStatus.CANCELLED,
         "current_step": step,
@@ -130,5 +137,5 @@ def record_cancelled(run_id: int, step: str, seq: int, reason: str) -> None:
         **clear_wait(),
     }
     with transaction.atomic():
-        _step_row(run_id, seq, step, StepStatus.CANCELLED, error=reason)
+        _step_row(run_id, spec, seq, step, StepStatus.CANCELLED, error=reason)
         update_run(run_id, **row_fields(change))

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ACTION_UPDATE",
+    "ActionSubmission",
+    "ActionSubmitter",
     "DISPLAY_QUERY",
     "FAILURE_TYPE",
     "NOT_WAITING_FOR_ACTION",
@@ -354,6 +356,52 @@ class StartInput:
         )
 
 
+# ---------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class ActionSubmitter:
+    """Who submitted an action through a request: the user's primary key (None: anonymous).
+
+    Nothing else of the HTTP request crosses into Temporal: the request object cannot, and its
+    headers and body do not belong in a workflow's history. The step activity loads the user.
+    """
+
+    user_pk: Any = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"user_pk": self.user_pk}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ActionSubmitter:
+        return cls(data.get("user_pk"))
+
+
+@dataclass(frozen=True)
+class ActionSubmission:
+    """The argument of the Update ``automation.action``: which action, its fields, and who sent it.
+
+    ``submitter`` is None when the action was submitted without a request (tests, a shell).
+    """
+
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+    submitter: ActionSubmitter | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"action": self.action, "args": self.args}
+        if self.submitter is not None:
+            wire["submitter"] = self.submitter.to_wire()
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ActionSubmission:
+        submitter, args = data.get("submitter"), data.get("args")
+        return cls(  # lenient: the workflow reads it, and workflow code must not raise on input
+            str(data.get("action") or ""),
+            dict(args) if isinstance(args, dict) else {},
+            ActionSubmitter.from_wire(submitter) if isinstance(submitter, dict) else None,
+        )
+
+
 # ---------------------------------------------------------------------- step activities
 @dataclass(frozen=True)
 class ChildOutcome:
@@ -378,8 +426,10 @@ class StepInput:
 
     ``resume``: the projection must be set back to running first. The step's inputs, at most
     one of them: ``signal`` (the payload that opened its gate), ``merge`` (the payload of the wait
-    before it), ``subflow_result``, ``action_args``. ``on_fail`` with ``error``: run the
-    workflow's ``@on_fail`` handler for a run failing at ``step``.
+    before it), ``subflow_result``, ``action_args`` (with ``submitter``, wire name
+    ``"submitter"``, when the action came with a request: what the step's ``request``
+    parameter is built from). ``on_fail`` with ``error``: run the workflow's ``@on_fail``
+    handler for a run failing at ``step``.
     """
 
     run_id: int
@@ -392,6 +442,7 @@ class StepInput:
     merge: dict[str, Any] | None = None
     subflow_result: ChildOutcome | None = None
     action_args: dict[str, Any] | None = None
+    submitter: ActionSubmitter | None = None
     on_fail: bool = False
     error: str | None = None
 
@@ -413,11 +464,14 @@ class StepInput:
                 wire[key] = getattr(self, key)
         if self.subflow_result is not None:
             wire["subflow_result"] = self.subflow_result.to_wire()
+        if self.submitter is not None:
+            wire["submitter"] = self.submitter.to_wire()
         return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> StepInput:
         child = data.get("subflow_result")
+        submitter = data.get("submitter")
         return cls(
             run_id=int(data["run_id"]),
             workflow=data["workflow"],
@@ -429,6 +483,7 @@ class StepInput:
             merge=data.get("merge"),
             subflow_result=ChildOutcome.from_wire(child) if child else None,
             action_args=data.get("action_args"),
+            submitter=ActionSubmitter.from_wire(submitter) if submitter else None,
             on_fail=bool(data.get("on_fail")),
             error=data.get("error"),
         )

@@ -165,7 +165,14 @@ def after_directive(
             change["status"] = WorkflowStatus.FAILED
         row = HistoryRow(StepStatus.FAILED, directive.reason)
     elif isinstance(directive, StartSubflow):
-        change.update(status=WorkflowStatus.SUSPENDED, waiting_for=f"subflow:{directive.workflow}")
+        # While the child runs, the parent shows where it will resume: its on_complete step, not
+        # the step that already ran (semantics: "Subflows"). That step is entered (gate, action,
+        # body) only once the child has ended.
+        change.update(
+            current_step=directive.on_complete,
+            status=WorkflowStatus.SUSPENDED,
+            waiting_for=f"subflow:{directive.workflow}",
+        )
         if directive.child is not None:
             change["child_run_id"] = directive.child.run_id
     return change, row

@@ -8,6 +8,7 @@ or action), 409 (the run is not waiting at that action), and the schema listing.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 
 import pytest
@@ -388,3 +389,92 @@ def test_action_with_atomic_requests(dev, api):
     finally:
         settings_dict["ATOMIC_REQUESTS"] = False
     assert resp.status_code == 200 and resp.json()["status"] == "completed"
+
+
+# ---------------------------------------------------------------------- no serializer; the request parameter
+def test_action_without_serializer_is_a_confirm_button_and_its_step_gets_the_request(dev, api, user):
+    schema = api.get("/statezero/actions-schema/confirm_order/")
+    assert schema.status_code == 200
+    assert (schema.json()["fields"], schema.json()["step_title"]) == ([], "Confirm the order")
+    openapi = api.get("/statezero/schema/?format=json").json()
+    body = openapi["paths"]["/statezero/actions/confirm_order/"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/NoFieldsActionRequest"}
+    assert list(openapi["components"]["schemas"]["NoFieldsActionRequest"]["properties"]) == ["workflow_run_id"]
+
+    run = start_at_action(dev, "order_confirmation", "confirm")
+    assert post(api, "confirm_order").json() == {"workflow_run_id": ["This field is required."]}
+    resp = post(api, "confirm_order", workflow_run_id=run.pk)
+    assert resp.status_code == 200, resp.content
+    run = dev.wait_until_finished(run)
+    assert run.status == "completed", run.error
+    assert run.data == {
+        "had_request": True,
+        "confirmed_by": "alice",
+        "user_id": user.pk,
+        "method": "POST",
+        "request_data": {},
+    }
+    # Only the user's key entered Temporal, beside the action's fields.
+    updates = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.args.payloads[0].data
+        for e in dev.history(run).events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert [json.loads(u) for u in updates] == [
+        {"action": "confirm_order", "args": {}, "submitter": {"user_pk": user.pk}}
+    ]
+
+    # History rows carry how each step showed when it ran (the runs API and the run page use it).
+    steps = api.get(f"/statezero/runs/{run.pk}/").json()["steps"]
+    assert [(s["step_name"], s["step_display"]) for s in steps] == [
+        ("confirm", {"step_title": "Confirm the order", "visible": True, "step_type": "action"}),
+        ("bookkeeping", {"step_title": "bookkeeping", "visible": False, "step_type": "automated"}),
+    ]
+
+
+def test_request_parameter_without_a_request_or_anonymous(dev):
+    from django.contrib.auth.models import AnonymousUser
+
+    from facade import InvalidInputError
+
+    run = start_at_action(dev, "order_confirmation", "confirm")
+    with pytest.raises(InvalidInputError, match="takes a user"):
+        submit_action(run.pk, "confirm_order", user=7)
+    submit_action(run.pk, "confirm_order")
+    run = dev.wait_until_finished(run)
+    assert run.data["had_request"] is False and run.data["confirmed_by"] == ""
+
+    anonymous = start_at_action(dev, "order_confirmation", "confirm")
+    submit_action(anonymous.pk, "confirm_order", {}, user=AnonymousUser())
+    anonymous = dev.wait_until_finished(anonymous)
+    assert (anonymous.data["confirmed_by"], anonymous.data["user_id"]) == ("anonymous", None)
+
+
+def test_request_parameter_misuse_is_reported_at_decoration_time():
+    class RequestField(serializers.Serializer):
+        workflow_run_id = serializers.IntegerField()
+        request = serializers.CharField()
+
+    with registry.isolated():
+        with pytest.raises(WorkflowDefinitionError, match="only action steps receive"):
+
+            @workflow("request_without_action")
+            class NoAction:
+                class Context(BaseModel):
+                    pass
+
+                @step(start=True)
+                def begin(self, request):
+                    pass
+
+        with pytest.raises(WorkflowDefinitionError, match="rename the serializer field"):
+
+            @workflow("request_field_clash")
+            class Clash:
+                class Context(BaseModel):
+                    pass
+
+                @statezero_action(name="request_field_clash", serializer=RequestField)
+                @step(start=True)
+                def begin(self, request=None):
+                    pass

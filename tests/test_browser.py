@@ -179,3 +179,27 @@ def test_page_follows_the_run_through_waiting_and_component_hints(page, live_ser
     page.locator('[data-screen="completed"]').wait_for()
     assert WorkflowRun.objects.get(pk=listing.pk).data == {"property_name": "Sea View"}
     screenshot(page, "property-completed")
+
+
+def test_confirm_button_and_history_with_hidden_steps(page, live_server, dev):
+    """An action without fields is a button; history rows show their recorded titles, and
+    @step(visible=False) rows only when asked."""
+    run = engine.start("order_confirmation")
+    page.goto(f"{live_server.url}/statezero/ui/runs/{run.pk}/")
+    form = page.locator('[data-screen="form"][data-action="confirm_order"]')
+    form.wait_for()
+    assert form.locator("h2").inner_text() == "Confirm the order"
+    assert form.locator("[data-field]").count() == 0
+    page.click("#submit-action")
+    page.locator('[data-screen="completed"]').wait_for()
+    page.locator("#history tr[data-step=bookkeeping]").wait_for(state="attached")
+
+    confirm = page.locator("#history tr[data-step=confirm]")
+    assert confirm.locator("td").nth(1).inner_text() == "Confirm the order"
+    assert confirm.get_attribute("data-step-type") == "action"
+    hidden = page.locator("#history tr[data-step=bookkeeping]")
+    assert hidden.is_hidden() and page.locator("#hidden-count").inner_text() == "1"
+    page.check("#show-hidden")
+    assert hidden.is_visible()
+    screenshot(page, "confirm-history")
+    assert WorkflowRun.objects.get(pk=run.pk).data["confirmed_by"] == "reviewer"

@@ -15,6 +15,7 @@ import pytest
 import facade
 
 FACADE_ALL = [
+    "ActionRequest",
     "AutomationError",
     "ContextUnavailableError",
     "DatabaseUnavailableError",

@@ -28,6 +28,8 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from facade.contract import ActionInfo
 
+from .serializers import action_serializer
+
 __all__ = ["RUN_FIELD", "describe_action", "describe_field", "document"]
 
 RUN_FIELD = "workflow_run_id"
@@ -84,7 +86,7 @@ def describe_action(info: ActionInfo, request: Any = None) -> dict[str, Any]:
     display = {**EMPTY_DISPLAY, **(info.display or {})}
     groups = {n: g.get("display_title") or "" for g in display["field_groups"] for n in g.get("field_names") or []}
     configs = {c["field_name"]: c for c in display["field_display_configs"] if c.get("field_name")}
-    serializer = info.serializer(context={"request": request})
+    serializer = action_serializer(info)(context={"request": request})
     fields = [
         describe_field(name, field, group=groups.get(name), config=configs.get(name))
         for name, field in serializer.fields.items()

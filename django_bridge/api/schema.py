@@ -19,7 +19,7 @@ from facade.contract import ActionInfo, list_actions
 from .describe import document
 from .permissions import default_permissions
 from .routes import api_urlpatterns
-from .serializers import DisplaySerializer, ErrorSerializer
+from .serializers import DisplaySerializer, ErrorSerializer, action_serializer
 from .views import ActionView, authenticators
 
 __all__ = ["OpenAPISchemaView", "schema_patterns", "strict_decimal_patterns"]
@@ -29,17 +29,18 @@ __all__ = ["OpenAPISchemaView", "schema_patterns", "strict_decimal_patterns"]
 def _action_schema_view(info: ActionInfo) -> Any:
     """A subclass of ActionView for one action, so the schema shows its own request body."""
     ok = info.response_serializer or DisplaySerializer
+    body = action_serializer(info)
 
     @document(
         operation_id=f"action_{info.name}",
         summary=f"Submit action {info.name} ({info.workflow}.{info.step})",
         description=(
-            f"Validates the body with {info.serializer.__name__}, submits it to the run as a Temporal "
+            f"Validates the body with {body.__name__}, submits it to the run as a Temporal "
             "Update and answers once the run blocks again. 200 also when the step failed for good "
             "(the display then says status 'failed')."
         ),
         tags=["actions"],
-        request=info.serializer,
+        request=body,
         responses={
             200: ok,
             202: OpenApiResponse(DisplaySerializer, description="The step still runs after ACTION_TIMEOUT."),

@@ -17,12 +17,14 @@ __all__ = [
     "CancelSerializer",
     "DisplaySerializer",
     "ErrorSerializer",
+    "NoFieldsActionSerializer",
     "ReachedSerializer",
     "RunDetailSerializer",
     "RunSerializer",
     "SignalSerializer",
     "StartRunSerializer",
     "StepExecutionSerializer",
+    "action_serializer",
 ]
 
 
@@ -43,6 +45,17 @@ class DisplaySerializer(serializers.Serializer):
     action_name = serializers.CharField(required=False, help_text="Present when the current step is an action step.")
 
 
+class NoFieldsActionSerializer(serializers.Serializer):
+    """The request of an action declared without a serializer (a "confirm" button): the run only."""
+
+    workflow_run_id = serializers.IntegerField()
+
+
+def action_serializer(info: Any) -> type[serializers.Serializer]:
+    """The serializer validating requests of action ``info`` (an ``ActionInfo``)."""
+    return info.serializer or NoFieldsActionSerializer
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     error = serializers.CharField(required=False, help_text="The library's error type, e.g. RunStateError.")
@@ -52,10 +65,20 @@ class ErrorSerializer(serializers.Serializer):
     display = DisplaySerializer(required=False, help_text="The run's display, when the run exists.")
 
 
+class HistoryDisplaySerializer(serializers.Serializer):
+    """How a step showed when it ran (semantics: "Step history")."""
+
+    step_title = serializers.CharField(allow_blank=True)
+    visible = serializers.BooleanField(help_text="False for @step(visible=False): UIs may hide the row.")
+    step_type = serializers.ChoiceField(choices=["action", "automated", "waiting"])
+
+
 class StepExecutionSerializer(serializers.ModelSerializer):
+    step_display = HistoryDisplaySerializer(read_only=True)
+
     class Meta:
         model = StepExecution
-        fields = ["seq", "step_name", "status", "error", "display", "created_at"]
+        fields = ["seq", "step_name", "status", "error", "display", "step_display", "created_at"]
 
 
 def run_page_url(run_id: int) -> str | None:

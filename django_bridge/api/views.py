@@ -55,6 +55,7 @@ from .serializers import (
     RunSerializer,
     SignalSerializer,
     StartRunSerializer,
+    action_serializer,
 )
 
 __all__ = ["ActionSchemaView", "ActionView", "ActionsSchemaView", "RunViewSet", "error_response"]
@@ -362,7 +363,7 @@ class ActionView(AutomationAPIMixin, APIView):
         info = self.get_action()
         if info is None:
             raise NotFound(f"There is no action named {name or self.action_name!r}.")
-        serializer = info.serializer(data=request.data, context={"request": request, "view": self})
+        serializer = action_serializer(info)(data=request.data, context={"request": request, "view": self})
         valid = serializer.is_valid()
         errors: dict[str, Any] = {} if valid else dict(serializer.errors)
         if RUN_FIELD in serializer.fields:
@@ -382,7 +383,11 @@ class ActionView(AutomationAPIMixin, APIView):
         self.check_object_permissions(request, run)
         try:
             result = submit_action(
-                run.pk, info.name, action_args(serializer), timeout=float(api_settings.ACTION_TIMEOUT)
+                run.pk,
+                info.name,
+                action_args(serializer),
+                timeout=float(api_settings.ACTION_TIMEOUT),
+                user=request.user,  # a step's `request` parameter gets this user (its pk travels)
             )
         except RunStateError as exc:
             run.refresh_from_db()

@@ -7,7 +7,9 @@ rows, hence TransactionTestCase and a file database (settings: DATABASES TEST NA
 
 from datetime import timedelta
 
+from django.contrib.auth.models import User
 from django.test import TransactionTestCase
+from rest_framework.test import APIClient
 
 from django_ai.automation.workflows.core import engine
 from django_ai.automation.workflows.models import WorkflowStatus
@@ -76,6 +78,25 @@ class ShopWorkflowTests(TransactionTestCase):
             self.env.skip_time(timedelta(hours=24))
         run = self.env.wait_until_finished(run)
         self.assertEqual(run.data, {"reminders_sent": 3, "escalated": True})
+
+    def test_gift_order_links_its_child_then_waits_for_the_confirm_button(self):
+        run = engine.start("gift_order", order_id=5)
+        run = self.env.wait_until(run, lambda r: r.current_step == "confirm_shipment" and r.status == "suspended")
+        child = run.children.get()
+        self.assertEqual(run.data["wrapping"], f"gift_wrapping run {child.pk} for gift_order run {run.pk}")
+        self.assertTrue(run.data["wrapped"])
+        self.assertEqual(run.current_step_display["action_name"], "confirm_gift_shipment")
+
+        api = APIClient()
+        api.force_login(User.objects.create_user("packer"))
+        schema = api.get("/statezero/actions-schema/confirm_gift_shipment/").json()
+        self.assertEqual(schema["fields"], [])  # a button: no form fields
+        answer = api.post("/statezero/actions/confirm_gift_shipment/", {"workflow_run_id": run.pk}, format="json")
+        self.assertEqual(answer.status_code, 200, answer.content)
+        run = self.env.wait_until_finished(run)
+        self.assertEqual((run.status, run.data["confirmed_by"]), (WorkflowStatus.COMPLETED, "packer"))
+        shown = [(s.step_name, s.step_display["visible"]) for s in run.step_executions.all()]
+        self.assertEqual(shown, [("send_to_wrapping", True), ("after_wrapping", False), ("confirm_shipment", True)])
 
     def test_home_page_starts_runs_and_lists_them(self):
         response = self.client.post("/runs/start/", {"workflow": "user_onboarding"}, follow=True)

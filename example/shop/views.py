@@ -20,6 +20,7 @@ EXAMPLES: dict[str, tuple[str, dict]] = {
     "order_routing": ("Branching: orders over 1000 need approval", {"order_total": 1500.0}),
     "reminders": ("Sleep: a reminder every 24 hours, then escalate", {}),
     "approval": ("Signals: waits for manager_approval, then user_response (7 days)", {}),
+    "gift_order": ("Subflow + confirm button: gift wrapping, then confirm on the run page", {"order_id": 1}),
 }
 
 SIGNALS = ("manager_approval", "user_response")

@@ -7,7 +7,19 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from django_ai.automation.workflows.core import complete, get_context, goto, sleep, step, wait, workflow
+from django_ai.automation.workflows.core import (
+    SubflowResult,
+    WorkflowStatus,
+    complete,
+    get_context,
+    goto,
+    run_subflow,
+    sleep,
+    step,
+    wait,
+    workflow,
+)
+from django_ai.automation.workflows.statezero_action import statezero_action
 
 
 # Quick Start 1: a single step.
@@ -148,3 +160,53 @@ class ApprovalWorkflow:
     def send_final_notice(self):
         # Timeout handler
         return complete(status="expired")
+
+
+# Beyond the guide, as the original implementation behaved: a subflow whose on_create hook
+# takes (child_run, parent_run), and a "confirm" button (an action without a serializer) whose
+# step asks who pressed it.
+@workflow("gift_wrapping")
+class GiftWrappingWorkflow:
+    class Context(BaseModel):
+        order_id: int
+        wrapped: bool = False
+
+    @step(start=True, title="Wrap the gift")
+    def wrap(self):
+        get_context().wrapped = True
+        return complete()
+
+
+def link_wrapping(child_run, parent_run):
+    # get_context() is the parent's Context here; both rows exist, the child has not started.
+    get_context().wrapping = f"{child_run.name} run {child_run.pk} for {parent_run.name} run {parent_run.pk}"
+
+
+@workflow("gift_order")
+class GiftOrderWorkflow:
+    class Context(BaseModel):
+        order_id: int
+        wrapping: str = ""
+        wrapped: bool = False
+        confirmed_by: str = ""
+        active_subworkflow_run_id: int | None = None
+
+    @step(start=True, title="Send to gift wrapping")
+    def send_to_wrapping(self):
+        ctx = get_context()
+        return run_subflow(
+            GiftWrappingWorkflow, on_complete=self.after_wrapping, on_create=link_wrapping, order_id=ctx.order_id
+        )
+
+    @step(visible=False)
+    def after_wrapping(self, subflow_result: SubflowResult):
+        get_context().wrapped = subflow_result.status == WorkflowStatus.COMPLETED
+        return goto(self.confirm_shipment, progress=0.5)
+
+    @statezero_action(name="confirm_gift_shipment")  # no serializer: a confirm button
+    @step(title="Confirm the shipment")
+    def confirm_shipment(self, request=None):
+        # `request` holds who pressed the button over HTTP (None when submitted from code).
+        if request is not None and request.user.is_authenticated:
+            get_context().confirmed_by = request.user.get_username()
+        return complete(display_title="Gift shipped")

@@ -52,6 +52,6 @@ def _record(inp: RecordInput) -> dict[str, Any]:
         projection.record_completed(run_id, step, data)
     elif inp.op is RecordOp.CANCELLED:
         # engine.cancel stores the caller's reason on the row before asking Temporal to cancel.
-        reason = WorkflowRun.objects.values_list("error", flat=True).get(pk=run_id) or "cancelled"
-        projection.record_cancelled(run_id, step, seq, reason)
+        spec, reason = WorkflowRun.objects.values_list("spec", "error").get(pk=run_id)
+        projection.record_cancelled(run_id, spec, step, seq, reason or "cancelled")
     return {}

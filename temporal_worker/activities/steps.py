@@ -13,7 +13,15 @@ from temporalio import activity
 
 from django_bridge.conf import automation_settings
 from django_bridge.models import WorkflowRun
-from facade import AutomationError, StepResultError, SubflowResult, TemporalUnavailableError, registry
+from facade import (
+    ActionRequest,
+    AutomationError,
+    StepResultError,
+    SubflowResult,
+    TemporalUnavailableError,
+    WorkflowStatus,
+    registry,
+)
 from facade.contract import (
     Complete,
     Fail,
@@ -197,6 +205,13 @@ def _step_kwargs(definition: WorkflowDefinition, step: StepDef, inp: StepInput) 
     kwargs: dict[str, Any] = {}
     if inp.action_args is not None:
         kwargs.update({k: v for k, v in inp.action_args.items() if k in params})
+        if "request" in params:
+            # Who submitted it, rebuilt from the user's key; None without a request (tests, shell).
+            kwargs["request"] = (
+                None
+                if inp.submitter is None
+                else ActionRequest(_load_user(inp.submitter.user_pk), step.action["name"], dict(inp.action_args))
+            )
     if inp.subflow_result is not None and "subflow_result" in params:
         raw = inp.subflow_result
         child_context: Any = raw.context
@@ -221,6 +236,19 @@ def _step_kwargs(definition: WorkflowDefinition, step: StepDef, inp: StepInput) 
     return kwargs
 
 
+def _load_user(pk: Any) -> Any:
+    """The user with primary key ``pk``; ``AnonymousUser`` for None or a user deleted since."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return None
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import AnonymousUser
+
+    user = None if pk is None else get_user_model()._default_manager.filter(pk=pk).first()
+    return user or AnonymousUser()
+
+
 def _decide(inp: StepInput, spec: dict[str, Any], ctx: BaseModel, result: Any) -> StepOutcome:
     """Turn a step's result into its outcome: the new Context and a directive."""
     prefix = _label(inp)
@@ -243,6 +271,8 @@ def _decide(inp: StepInput, spec: dict[str, Any], ctx: BaseModel, result: Any) -
             # Still bound: an on_create hook of run_subflow sees this run's Context.
             with bind_context(ctx):
                 directive = _start_subflow(inp.run_id, inp.seq, ctx, result)
+        except OnCreateFailed as exc:
+            directive = Fail(f"{prefix}: {exc}").to_directive()
         except AutomationError as exc:
             directive = Fail(f"{prefix}: run_subflow failed: {exc.message}").to_directive()
     return StepOutcome(_dump(ctx), directive)
@@ -262,34 +292,63 @@ def _write(
     return outcome
 
 
+class OnCreateFailed(Exception):
+    """The ``on_create`` hook of ``run_subflow`` raised: the child is marked failed, never started."""
+
+
 def _start_subflow(run_id: int, seq: int, ctx: BaseModel, result: Subflow) -> StartSubflow:
-    """Create (once) the child run row; the workflow starts it as a Temporal child workflow."""
+    """Create (once) the child run row; the workflow starts it as a Temporal child workflow.
+
+    A child row never exists without its workflow: if the ``on_create`` hook raises, the row is
+    marked failed with the hook's error here, and the parent fails (semantics: "Subflows").
+    """
     child_def = registry.get(result.workflow)
     child_ctx = child_def.create_context(**result.kwargs)
     spec = compile_spec(child_def)
 
-    def create_child() -> tuple[WorkflowRun, str]:
-        parent = WorkflowRun.objects.only("temporal_workflow_id", "task_queue").get(pk=run_id)
+    def create_child() -> tuple[WorkflowRun, WorkflowRun, str]:
+        parent = WorkflowRun.objects.get(pk=run_id)
         workflow_id = f"{parent.temporal_workflow_id}/{seq}-{child_def.name}"
-        row, _ = WorkflowRun.objects.get_or_create(  # keyed by the workflow id: safe to run again
+        fresh = {"data": _dump(child_ctx), **projection.entry_fields(spec, child_def.start_step, 0)}
+        row, created = WorkflowRun.objects.get_or_create(  # keyed by the workflow id: safe to run again
             temporal_workflow_id=workflow_id,
             defaults={
                 "name": child_def.name,
                 "version": child_def.version,
                 "parent_id": run_id,
-                "data": _dump(child_ctx),
                 "spec": spec,
                 "task_queue": parent.task_queue,
-                **projection.entry_fields(spec, child_def.start_step, 0),
+                **fresh,
             },
         )
-        return row, workflow_id
+        if not created and row.status == WorkflowStatus.FAILED:
+            # An earlier attempt of this step failed in on_create and marked the row failed; its
+            # workflow never started (the workflow starts a child only from the one attempt whose
+            # outcome it receives). This attempt gets a fresh child.
+            projection.update_run(row.pk, error="", finished_at=None, **fresh)
+            row.refresh_from_db()
+        return parent, row, workflow_id
 
-    child, child_wf_id = outages.retrying(f"run {run_id}: creating its {child_def.name!r} subflow", create_child)
+    parent, child, child_wf_id = outages.retrying(
+        f"run {run_id}: creating its {child_def.name!r} subflow", create_child
+    )
     if "active_subworkflow_run_id" in type(ctx).model_fields:
         ctx.active_subworkflow_run_id = child.pk  # type: ignore[attr-defined]
     if result.on_create is not None:
-        result.on_create(child)
+        try:
+            if result.on_create_takes_parent:
+                result.on_create(child, parent)
+            else:
+                result.on_create(child)
+        except Exception as exc:
+            error = f"run_subflow on_create hook raised {type(exc).__name__}: {exc}"
+            logger.warning("run %s: %s; the %r child run %s is not started", run_id, error, child_def.name, child.pk)
+            data = child.data
+            outages.retrying(
+                f"run {run_id}: marking its {child_def.name!r} subflow failed",
+                lambda: projection.record_finished_failed(child.pk, data, f"{error}; the run was never started"),
+            )
+            raise OnCreateFailed(error) from exc
     # The parent's workflow gives the child its own options when it starts it.
     child_input = StartInput(child.pk, spec, child.data, child_def.start_step, options=RunOptions())
     return StartSubflow(result.workflow, result.on_complete, ChildStart(child.pk, child_wf_id, child_input))

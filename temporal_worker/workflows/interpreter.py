@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         RESCHEDULE_SIGNAL,
         SEARCH_ATTRIBUTE_NAMES,
         SIGNAL_MARKER,
+        ActionSubmission,
+        ActionSubmitter,
         ChildOutcome,
         Complete,
         Directive,
@@ -96,6 +98,8 @@ class InterpreterWorkflow:
         self._action_done: int = -1
         self._published: tuple[str, str, str] | None = None
         self._due: float | None = None  # set while the run waits to start (see _wait_until_due)
+        # The step that started the child this run waits on: what the search attribute names.
+        self._subflow_step: str | None = None
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
@@ -110,7 +114,10 @@ class InterpreterWorkflow:
         sa = workflow.info().typed_search_attributes
         if inp.options.search_attributes and sa.get(STATUS_KEY) is not None:
             self._published = (sa.get(STATUS_KEY) or "", sa.get(STEP_KEY) or "", sa.get(WAITING_KEY) or "")
-        self._early = {(k[0], int(k[1])): v for k, v in inp.early_signals or []}
+        # Keep what the signal handler buffered already: a signal that arrived with the start
+        # (before the first workflow task) is handled before this method runs.
+        carried = {(k[0], int(k[1])): v for k, v in inp.early_signals or []}
+        self._early = {**carried, **self._early}
         # "entry" is set when this run continued as new in the middle of a run.
         entry = dict(inp.entry) if inp.entry is not None else {"resume": inp.resume}
         try:
@@ -153,7 +160,10 @@ class InterpreterWorkflow:
             if (gate or action) and entry.pop("enter", False):
                 await self._record(RecordOp.ENTER, step)
             if action and "action_args" not in entry:
-                entry = {**entry, "resume": True, "action_args": await self._await_action(step)}
+                submission = await self._await_action(step)
+                entry = {**entry, "resume": True, "action_args": submission.args}
+                if submission.submitter is not None:
+                    entry["submitter"] = submission.submitter.to_wire()
             elif gate and "signal" not in entry:
                 self._set(**entering(self.spec, step, self.seq))
                 payload = await self._wait(gate["signal"], gate.get("timeout"))
@@ -206,7 +216,8 @@ class InterpreterWorkflow:
                 await self._fail(step, directive.reason, recorded=True)
             elif isinstance(directive, StartSubflow):
                 self._apply(step, directive)
-                result = await self._run_child(directive)
+                result = await self._run_child(step, directive)
+                self._subflow_step = None
                 self.seq += 1
                 step = directive.on_complete
                 entry = {"resume": True, "enter": True, "subflow_result": result}
@@ -278,6 +289,7 @@ class InterpreterWorkflow:
             merge=entry.get("merge"),
             subflow_result=child,
             action_args=entry.get("action_args"),
+            submitter=ActionSubmitter.from_wire(entry["submitter"]) if entry.get("submitter") else None,
         )
         try:
             result = await workflow.execute_activity(
@@ -394,7 +406,7 @@ class InterpreterWorkflow:
             self._early.setdefault((name, seq), payload)
 
     # ------------------------------------------------------------------ actions (Temporal Updates)
-    async def _await_action(self, step: str) -> dict[str, Any]:
+    async def _await_action(self, step: str) -> ActionSubmission:
         self._set(**entering(self.spec, step, self.seq))
         self._action_step = step
         self._action_request = None
@@ -403,8 +415,7 @@ class InterpreterWorkflow:
             await workflow.wait_condition(lambda: self._action_request is not None)
         finally:
             self._action_step = None
-        request = self._action_request or {}
-        return request.get("args") or {}
+        return ActionSubmission.from_wire(self._action_request or {})
 
     @workflow.update(name=ACTION_UPDATE)
     async def submit_action(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -431,9 +442,15 @@ class InterpreterWorkflow:
             )
 
     # ------------------------------------------------------------------ subflows
-    async def _run_child(self, directive: StartSubflow) -> ChildOutcome:
+    async def _run_child(self, step: str, directive: StartSubflow) -> ChildOutcome:
+        """Start the child ``step`` asked for and wait for its end.
+
+        The run's state now names the on_complete step; the commands emitted here keep naming
+        ``step`` (the search attribute and the child's summary), as recorded histories hold them.
+        """
         child = directive.child
         assert child is not None and self.inp is not None
+        self._subflow_step = step
         self._publish()
         try:
             handle = await workflow.start_child_workflow(
@@ -442,7 +459,7 @@ class InterpreterWorkflow:
                 id=child.workflow_id,
                 task_queue=workflow.info().task_queue,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                static_summary=f"subflow of {self.name} step {self.state.current_step}",
+                static_summary=f"subflow of {self.name} step {step}",
             )
             result = await handle
             return ChildOutcome(WorkflowStatus.COMPLETED.value, result.get("context"), child.run_id)
@@ -480,12 +497,15 @@ class InterpreterWorkflow:
         """Upsert the search attributes, once per blocking point and only when they changed.
 
         Each upsert is a history event, so intermediate states of one workflow task are not
-        published.
+        published. While a child runs, the step attribute names the step that started it (as
+        it always did: the upserts are commands that recorded histories hold), whereas the
+        state names the on_complete step.
         """
         assert self.inp is not None
         if not self.inp.options.search_attributes:
             return
-        values = (self.state.status.value, self.state.current_step or "", self.state.waiting_for or "")
+        current = self._subflow_step or self.state.current_step
+        values = (self.state.status.value, current or "", self.state.waiting_for or "")
         if values == self._published:
             return
         self._published = values

@@ -358,3 +358,31 @@ class SignalDemoWorkflow:
     @step()
     def finish(self):
         return complete(display_title=f"Went with {get_context().who}")
+
+
+@workflow("order_confirmation")
+class OrderConfirmationWorkflow:
+    """A confirm button: an action without a serializer, whose step asks who submitted it."""
+
+    class Context(BaseModel):
+        had_request: bool = False
+        confirmed_by: str = ""
+        user_id: int | None = None
+        method: str = ""
+        request_data: dict = {}
+
+    @statezero_action(name="confirm_order")
+    @step(start=True, title="Confirm the order")
+    def confirm(self, request=None):
+        ctx = get_context()
+        ctx.had_request = request is not None
+        if request is not None:
+            user = request.user
+            ctx.confirmed_by = user.get_username() if user.is_authenticated else "anonymous"
+            ctx.user_id = user.pk
+            ctx.method, ctx.request_data = request.method, request.data
+        return goto(self.bookkeeping, progress=0.5)
+
+    @step(visible=False)
+    def bookkeeping(self):
+        return complete(display_title="Order confirmed")

@@ -1,5 +1,5 @@
 """``from django_ai.automation.workflows.statezero_action import statezero_action``"""
 
-from facade import ActionResult, asubmit_action, statezero_action, submit_action
+from facade import ActionRequest, ActionResult, asubmit_action, statezero_action, submit_action
 
-__all__ = ["ActionResult", "asubmit_action", "statezero_action", "submit_action"]
+__all__ = ["ActionRequest", "ActionResult", "asubmit_action", "statezero_action", "submit_action"]

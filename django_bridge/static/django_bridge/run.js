@@ -95,21 +95,42 @@
     }
   }
 
+  // Steps declared @step(visible=False) are hidden unless "show hidden steps" is ticked; each
+  // row shows the title the step had when it ran (step_display), not today's class.
+  var lastSteps = [];
+
   function renderHistory(steps) {
+    lastSteps = steps;
     var body = document.getElementById("history");
+    var toggle = document.getElementById("show-hidden");
+    var showHidden = toggle ? toggle.checked : false;
+    var hiddenCount = steps.filter(function (s) { return (s.step_display || {}).visible === false; }).length;
+    var toggleLabel = document.getElementById("show-hidden-label");
+    if (toggleLabel) {
+      toggleLabel.hidden = hiddenCount === 0;
+      document.getElementById("hidden-count").textContent = String(hiddenCount);
+    }
     body.textContent = "";
     if (!steps.length) {
       body.appendChild(el("tr", {}, [el("td", { colspan: "5", className: "muted", text: "No steps finished yet." })]));
       return;
     }
     steps.forEach(function (s) {
-      body.appendChild(el("tr", { "data-step": s.step_name }, [
+      var shown = s.step_display || {};
+      var invisible = shown.visible === false;
+      var row = el("tr", {
+        "data-step": s.step_name,
+        "data-step-type": shown.step_type || "",
+        className: invisible ? "hidden-step" : "",
+      }, [
         el("td", { text: String(s.seq) }),
-        el("td", { text: s.step_name }),
+        el("td", { title: s.step_name, text: shown.step_title || s.step_name }),
         el("td", {}, [el("span", { className: "badge badge-" + s.status, text: s.status })]),
         el("td", { text: new Date(s.created_at).toLocaleTimeString() }),
         el("td", { className: "err", text: s.error || "" }),
-      ]));
+      ]);
+      row.hidden = invisible && !showHidden;
+      body.appendChild(row);
     });
   }
 
@@ -368,6 +389,9 @@
         showErrors(form, { detail: [error.message] });
       });
   }
+
+  var showHiddenToggle = document.getElementById("show-hidden");
+  if (showHiddenToggle) showHiddenToggle.addEventListener("change", function () { renderHistory(lastSteps); });
 
   refresh();
 })();
