@@ -106,7 +106,9 @@ def test_sqlite_without_immediate_transactions_warns(databases, warned):
 
 
 def test_the_test_settings_pass_every_settings_check():
-    assert [m for m in run_checks() if m.id.startswith("automation.")] == []
+    # W020 (a subscriber of an event no model defines) depends on which test modules declared
+    # workflows before this test ran; tests/test_events.py checks it on its own.
+    assert [m for m in run_checks() if m.id.startswith("automation.") and m.id != "automation.W020"] == []
 
 
 # ---------------------------------------------------------------------------- the temporal check
