@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from pydantic import ValidationError
@@ -27,7 +27,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from django_bridge.conf import automation_settings
 from django_bridge.models import StepExecution, WorkflowRun
-from facade import InvalidInputError, RunStateError, SignalPayloadError, TemporalUnavailableError, registry
+from facade import (
+    AutomationError,
+    InvalidInputError,
+    RunStateError,
+    SignalPayloadError,
+    TemporalUnavailableError,
+    registry,
+)
 from facade.contract import merge_into, validation_summary
 from temporal_worker import client as bridge
 from temporal_worker import projection
@@ -90,7 +97,23 @@ class Engine:
         if not isinstance(name, str) or not name:
             raise InvalidInputError(f"engine.start() needs a workflow name, got {name!r}.")
         definition = registry.get(name)
-        ctx = definition.create_context(**kwargs)
+        with unavailable_as_error(f"engine.start({name!r})"):
+            try:
+                ctx = definition.create_context(**kwargs)
+            except (AutomationError, DatabaseError):
+                raise
+            except Exception as exc:  # the user's create_context refused these arguments
+                hint = (
+                    f" It is an @event_workflow of {definition.trigger.event_name!r}: its runs are started by that "
+                    "event, with create_context(event=...)."
+                    if definition.trigger is not None
+                    else ""
+                )
+                raise InvalidInputError(
+                    f"workflow {name!r}: create_context({', '.join(f'{k}=...' for k in kwargs)}) raised "
+                    f"{type(exc).__name__}: {exc}; nothing was started.{hint}",
+                    workflow=name,
+                ) from exc
         spec = compile_spec(definition)
         with unavailable_as_error(f"engine.start({name!r})"), transaction.atomic():
             run = WorkflowRun.objects.create(

@@ -411,3 +411,11 @@ def test_a_worker_killed_while_delivering_loses_nothing(transactional_db, tmp_pa
     assert lines(log)[f"lost-counted {parcel.pk}"] == 1
     event.refresh_from_db()
     assert all(r["status"] == "completed" for r in event.delivered["occurred"].values())
+
+
+def test_starting_an_event_workflow_by_hand_is_a_clear_error(dev):
+    from facade import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"create_context\(\) raised AttributeError.*started by that event"):
+        engine.start("PreArrivalReminder")
+    assert not WorkflowRun.objects.filter(name="PreArrivalReminder").exists()
