@@ -314,6 +314,7 @@ def print_banner(host: str, port: int, temporal_address: str, temporal_port: int
     shell = f'{prefix}.venv/bin/python example/manage.py shell -v0 -c "from django_ai.automation.workflows.core import engine; '
     rows = [
         ("Example app", f"{site}/", "start runs, send signals, watch them"),
+        ("Model events", f"{site}/events/", "reservations whose saves trigger callbacks and timed runs"),
         ("Django admin", f"{site}/admin/", "user admin, password admin (local development only)"),
         ("Temporal UI", f"{ui_url}/", "each run's history: steps, timers, signals"),
         ("Temporal", temporal_address, "state kept in .temporal/dev.sqlite3"),

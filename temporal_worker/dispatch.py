@@ -147,13 +147,12 @@ async def sweep_forever(interval: float) -> None:
 
 
 def _sweep_once() -> int:
-    from django.db import close_old_connections
-
-    close_old_connections()
     try:
         return dispatch_pending()
     finally:
-        close_old_connections()
+        # A pool thread, seldom used: keep no connection open between sweeps (with
+        # CONN_MAX_AGE it would outlive the worker and, on Postgres, block dropping a database).
+        outages.close_connections()
 
 
 def sync_queryset(queryset: Any) -> int:
