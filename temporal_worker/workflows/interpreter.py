@@ -135,7 +135,10 @@ class InterpreterWorkflow:
             # Cancellation reached us (engine.cancel): record it, then end as Canceled.
             self._set(status=WorkflowStatus.CANCELLED)
             self._publish()
-            await self._record(RecordOp.CANCELLED, self.state.current_step)
+            # The caller's reason comes with the cancel request (engine.cancel writes nothing
+            # before Temporal accepts it); a cancel from the UI or CLI may have none.
+            reason = workflow.cancellation_reason() or "cancelled"
+            await self._record(RecordOp.CANCELLED, self.state.current_step, error=reason)
             raise
         self._publish()
         # An action answered by the last step returns its answer before the run closes.
