@@ -153,6 +153,8 @@ class RunDetailSerializer(RunSerializer):
             "completion_display",
             "waiting_display",
             "wake_at",
+            "wait_seq",
+            "rejected_signal",
             "steps",
             "children",
             "temporal_workflow_id",
