@@ -492,6 +492,36 @@ class Engine:
             run.refresh_from_db()
         self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
 
+    # ------------------------------------------------------------------ before deleting a row
+    def terminate(self, run_id: int, reason: str = "") -> int:
+        """End the Temporal workflows of a run and its subflows, recording nothing; returns how many were open.
+
+        For deleting the rows (the admin does): a workflow whose row is gone could not record
+        anything anyway. Subflows first, so none is left waiting on a parent that is gone.
+        Workflows already closed are left as they are.
+        """
+        run = self._get_run(run_id, "terminate")
+        with unavailable_as_error(f"engine.terminate({run_id!r})"):
+            family, frontier = [run], [run.pk]
+            while frontier:  # every descendant: their rows go with the parent's (on_delete=CASCADE)
+                children = list(WorkflowRun.objects.filter(parent_id__in=frontier).only("id", "temporal_workflow_id"))
+                family += children
+                frontier = [c.pk for c in children]
+        workflow_ids = [r.temporal_workflow_id for r in reversed(family) if r.temporal_workflow_id]
+
+        async def end_all(client: Any) -> int:
+            ended = 0
+            for workflow_id in workflow_ids:
+                try:
+                    await client.get_workflow_handle(workflow_id).terminate(reason=reason or "run deleted")
+                    ended += 1
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:  # closed already (or never started)
+                        raise
+            return ended
+
+        return bridge.call(f"engine.terminate({run_id!r})", end_all, timeout=60, workflow=run.name, run_id=run.pk)
+
     def _get_run(self, run_id: Any, action: str) -> WorkflowRun:
         try:
             with unavailable_as_error(f"engine.{action}({run_id!r})"):
