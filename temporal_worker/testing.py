@@ -32,6 +32,9 @@ from temporal_worker.protocol import WorkflowStatus
 
 __all__ = ["TemporalTestEnvironment", "find_binary", "wait_for"]
 
+# How long wait_until_finished waits for a run on the time-skipping server before it lets time skip.
+SETTLE_SECONDS = 1.0
+
 # The Temporal core's own log lines, forwarded to Python logging in tests (see _quiet_core_logs).
 CORE_LOGGER = "temporalio.core"
 
@@ -279,12 +282,17 @@ class TemporalTestEnvironment:
     def wait_until_finished(self, run: Any, timeout: float = 30.0) -> Any:
         """Wait until the run completed, failed or was cancelled; returns it refreshed (and refreshes ``run``).
 
-        On the time-skipping server this awaits the run's workflow result, which lets the server
-        skip time meanwhile (as ``WorkflowHandle.result()`` does there): a run sleeping 24 hours
-        finishes at once, without ``skip_time``.
+        On the time-skipping server, a run not finished within ``SETTLE_SECONDS`` is waited for by
+        awaiting its workflow's result, which lets the server skip time meanwhile (as
+        ``WorkflowHandle.result()`` does there): a run sleeping 24 hours finishes at once, without
+        ``skip_time``. Time then moves for every run on that server, not only this one; to wait
+        without moving time, use ``wait_until(run, lambda r: r.is_finished)``.
         """
         if self.time_skipping:
-            self._await_result(run, timeout)
+            try:  # about to finish on its own (a cancellation under way): no need to move time
+                return self.wait_until(run, lambda r: r.is_finished, min(timeout, SETTLE_SECONDS))
+            except AssertionError:
+                self._await_result(run, timeout)
         return self.wait_until(run, lambda r: r.is_finished, timeout)
 
     def _await_result(self, run: Any, timeout: float) -> None:
