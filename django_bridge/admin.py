@@ -1,10 +1,38 @@
+"""The admin: a read-only view of the projection, with operations that go through the engine.
+
+The rows mirror what Temporal executes, so nothing engine-owned is edited here: runs are
+cancelled, retried and signalled through ``engine`` (admin actions), and deleting a run ends its
+Temporal workflow first.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
+from facade import AutomationError, TemporalUnavailableError
+from temporal_worker.engine import engine
+
 from .models import Event, StepExecution, WorkflowRun
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the engine and the worker own: viewable, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class StepExecutionInline(admin.TabularInline):
@@ -14,9 +42,36 @@ class StepExecutionInline(admin.TabularInline):
     fields = ("seq", "step_name", "status", "error", "created_at")
     readonly_fields = fields
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # no "Add another": history rows are written by the worker
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SignalForm(forms.Form):
+    signal = forms.CharField(max_length=255, help_text="The signal name, e.g. manager_approval (events: event:<name>).")
+    payload = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
+        help_text='Context fields to merge, as a JSON object: {"approved": true}. Empty: none.',
+    )
+
+    def clean_payload(self) -> dict[str, Any] | None:
+        raw = (self.cleaned_data.get("payload") or "").strip()
+        if not raw:
+            return None
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON ({exc}); write an object like {{\"approved\": true}}.") from None
+        if not isinstance(payload, dict):
+            raise forms.ValidationError(f"Write a JSON object of Context fields, not {type(payload).__name__}.")
+        return payload
+
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(admin.ModelAdmin):
+class WorkflowRunAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "name",
@@ -31,7 +86,105 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     search_fields = ("name", "temporal_workflow_id", "current_step", "waiting_signal")
     readonly_fields = ("temporal_link", "event_link", "created_at", "updated_at", "finished_at")
     inlines = [StepExecutionInline]
+    actions = ["cancel_runs", "retry_runs", "signal_runs", "delete_selected"]
 
+    # Running the engine's operations needs the change permission on runs (there is nothing to
+    # edit by hand, so that is what "change" means here).
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Cancel the selected runs", permissions=["operate"])
+    def cancel_runs(self, request: HttpRequest, queryset: Any) -> None:
+        reason = f"cancelled in the admin by {request.user.get_username()}"
+        self._each(request, queryset, "Cancelled", lambda run: False if run.is_finished else engine.cancel(run.pk, reason))
+
+    @admin.action(description="Retry the selected runs at their current step", permissions=["operate"])
+    def retry_runs(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(request, queryset, "Retried", lambda run: engine.retry(run.pk))
+
+    def _each(self, request: HttpRequest, queryset: Any, done: str, operate: Any) -> None:
+        count = 0
+        for run in queryset:
+            try:
+                if operate(run) is not False:
+                    count += 1
+            except AutomationError as exc:
+                self.message_user(request, f"run {run.pk}: {exc.message}", messages.ERROR)
+                if isinstance(exc, TemporalUnavailableError):
+                    break  # the next ones would fail the same way
+        if count:
+            self.message_user(request, f"{done} {count} run{'s' if count != 1 else ''}.", messages.SUCCESS)
+
+    @admin.action(description="Send a signal to the selected runs…", permissions=["operate"])
+    def signal_runs(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        """An intermediate page: the signal and its JSON payload, checked against each run's Context."""
+        waiting = sorted({s for s in queryset.values_list("waiting_signal", flat=True) if s})
+        applying = "apply" in request.POST
+        form = SignalForm(request.POST if applying else None, initial={"signal": waiting[0] if len(waiting) == 1 else ""})
+        if applying and form.is_valid():
+            try:
+                # The engine's own checks: the name, the payload against every reached run's
+                # Context (all or none), unknown keys as AUTOMATION["UNKNOWN_SIGNAL_KEYS"] says.
+                result = engine.send_signal(form.cleaned_data["signal"], form.cleaned_data["payload"], among=queryset)
+            except AutomationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                selected = queryset.count()
+                text = f"Signal {form.cleaned_data['signal']!r} reached {result.reached} of the {selected} selected runs"
+                if result.ignored_keys:
+                    text += f"; ignored payload keys (not Context fields): {', '.join(result.ignored_keys)}"
+                level = messages.SUCCESS if result.reached else messages.WARNING
+                self.message_user(request, text, level)
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Send a signal",
+            "opts": self.opts,
+            "form": form,
+            "runs": queryset,
+            "waiting": waiting,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "django_bridge/admin/signal_runs.html", context)
+
+    # ------------------------------------------------------------------ deleting ends the workflow
+    @admin.action(description="Delete the selected runs (ends their Temporal workflows)", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        try:
+            return django_delete_selected(self, request, queryset)
+        except TemporalUnavailableError as exc:
+            self.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
+            return None
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except TemporalUnavailableError as exc:  # raised before the row went (the transaction rolled back)
+            self.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # History rows cannot be deleted on their own, but they go with their run.
+        perms_needed.discard(StepExecution._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: WorkflowRun) -> None:
+        self._end_workflows(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        self._end_workflows(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    def _end_workflows(self, request: HttpRequest, runs: list[WorkflowRun]) -> None:
+        """Ask Temporal to end each run's workflow (and its subflows') before its row goes."""
+        reason = f"run deleted in the Django admin by {request.user.get_username()}"
+        for run in runs:
+            engine.terminate(run.pk, reason)  # leaves closed workflows as they are
+
+    # ------------------------------------------------------------------ columns
     @admin.display(description="started by event")
     def event_link(self, run: WorkflowRun) -> str:
         if run.event_id is None:
@@ -53,20 +206,30 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(StepExecution)
-class StepExecutionAdmin(admin.ModelAdmin):
+class StepExecutionAdmin(ReadOnlyAdmin):
     list_display = ("id", "run", "seq", "step_name", "status", "created_at")
     list_filter = ("status",)
     search_fields = ("step_name", "error")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the history of a run goes with the run
+
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    """Model events: what is pending, what occurred, who had it, and the runs it started."""
+class EventAdmin(ReadOnlyAdmin):
+    """Model events: what is pending, what occurred, who had it, and the runs it started.
+
+    Read-only: the rows are kept by model saves and their workflows (deleting one would leave
+    its workflow without a row; delete the entity instead).
+    """
 
     list_display = ("id", "event_name", "entity_link", "status", "at", "occurred_at", "delivered_summary", "updated_at")
     list_filter = ("status", "event_name", "content_type")
     search_fields = ("event_name", "entity_id")
     readonly_fields = ("entity_link", "runs_links", "temporal_link")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="entity")
     def entity_link(self, event: Event) -> str:

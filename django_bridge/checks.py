@@ -14,7 +14,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .api.conf import api_settings
-from .conf import AppSettings, automation_settings
+from .conf import UNKNOWN_SIGNAL_KEYS_CHOICES, AppSettings, automation_settings
 
 TEMPORAL_TAG = "temporal"
 
@@ -57,6 +57,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             unknown_keys="automation.E003",
         ),
     ]
+    if not errors:  # reading a value needs a valid dict
+        mode = automation_settings.UNKNOWN_SIGNAL_KEYS
+        if mode not in UNKNOWN_SIGNAL_KEYS_CHOICES:
+            errors.append(
+                Error(
+                    f"settings.AUTOMATION['UNKNOWN_SIGNAL_KEYS'] is {mode!r}.",
+                    hint=f"Use one of {', '.join(map(repr, UNKNOWN_SIGNAL_KEYS_CHOICES))} (default 'warn').",
+                    id="automation.E005",
+                )
+            )
     for alias, db in settings.DATABASES.items():
         if db.get("ENGINE", "").endswith("sqlite3") and db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
             errors.append(

@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "ENV_OVERRIDES", "AppSettings", "automation_settings"]
+__all__ = ["DEFAULTS", "ENV_OVERRIDES", "UNKNOWN_SIGNAL_KEYS_CHOICES", "AppSettings", "automation_settings"]
 
 DEFAULTS: dict[str, Any] = {
     "TEMPORAL_ADDRESS": "localhost:7233",
@@ -48,7 +48,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the worker's sweeps of the model events outbox (changes whose dispatch at
     # commit was lost); a safety net: events are dispatched on commit, not by this sweep.
     "EVENT_SWEEP_INTERVAL": 60.0,
+    # Signal payload keys that are not Context fields are never merged; "warn" logs them,
+    # "error" refuses the payload (SignalPayloadError, nothing signalled), "ignore" says nothing.
+    "UNKNOWN_SIGNAL_KEYS": "warn",
 }
+
+UNKNOWN_SIGNAL_KEYS_CHOICES = ("ignore", "warn", "error")
 
 # setting key -> environment variable that overrides it
 ENV_OVERRIDES: dict[str, str] = {

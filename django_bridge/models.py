@@ -59,6 +59,13 @@ class WorkflowRun(models.Model):
         null=True, blank=True, help_text="wait_for_event(match=...): which entities' events wake the run."
     )
 
+    rejected_signal = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The last signal sent by hand that the run rejected (its payload did not fit the Context): "
+        "{signal, payload, error, step, wait_seq, at}. The run kept waiting.",
+    )
+
     completion_display = models.JSONField(default=dict, blank=True)
     waiting_display = models.JSONField(default=dict, blank=True)
 
@@ -124,6 +131,14 @@ class WorkflowRun(models.Model):
             error=self.error,
             child_run_id=self.active_child_id,
         )
+
+    @property
+    def current_rejected_signal(self) -> dict[str, Any] | None:
+        """``rejected_signal`` while the run still waits at the wait that rejected it, else None."""
+        rejected = self.rejected_signal
+        if not rejected or self.status != WorkflowStatus.SUSPENDED or rejected.get("wait_seq") != self.wait_seq:
+            return None
+        return rejected
 
     @property
     def temporal_ui_url(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["merge_into", "validation_summary"]
+__all__ = ["merge_into", "unknown_payload_keys", "validation_summary"]
 
 
 def merge_into(ctx: BaseModel, payload: Any) -> BaseModel:
@@ -27,6 +27,13 @@ def merge_into(ctx: BaseModel, payload: Any) -> BaseModel:
     for key in known:
         setattr(ctx, key, getattr(merged, key))
     return ctx
+
+
+def unknown_payload_keys(model: type[BaseModel], payload: Any) -> list[str]:
+    """The keys of ``payload`` that are not fields of the Context ``model``: what a merge ignores."""
+    if not isinstance(payload, dict):
+        return []
+    return sorted(str(k) for k in payload if k not in model.model_fields)
 
 
 def validation_summary(exc: ValidationError) -> str:

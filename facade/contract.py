@@ -9,7 +9,7 @@ from the private modules behind them.
 from ._actions import ActionInfo, action_for_run, find_action, list_actions
 from ._context import bind_context
 from ._definition import StepDef, WorkflowDefinition
-from ._payloads import merge_into, validation_summary
+from ._payloads import merge_into, unknown_payload_keys, validation_summary
 from ._registry import discover_workflow_modules
 from ._results import Complete, Fail, Goto, Sleep, StepResult, Subflow, Wait
 
@@ -30,5 +30,6 @@ __all__ = [
     "find_action",
     "list_actions",
     "merge_into",
+    "unknown_payload_keys",
     "validation_summary",
 ]

@@ -170,16 +170,23 @@ def _check_projection(run: Any, info: ActionInfo) -> None:
 
 
 def _send(run: Any, submission: ActionSubmission, info: ActionInfo, timeout: float) -> ActionResult:
-    async def update() -> dict[str, Any] | None:
-        client = await bridge.get_client()
+    async def update(client: Any) -> dict[str, Any] | None:
         handle = client.get_workflow_handle(run.temporal_workflow_id)
         try:
             return await asyncio.wait_for(handle.execute_update(ACTION_UPDATE, submission.to_wire()), timeout)
         except TimeoutError:
-            return None
+            return None  # delivered, the step still runs: answered from the projection (202)
 
     try:
-        answer = bridge.run_sync(update(), timeout=timeout + 30)
+        # Temporal unreachable: TemporalUnavailableError from bridge.call, like every engine call.
+        answer = bridge.call(
+            f"action {info.name!r} on run {run.pk}",
+            update,
+            timeout=timeout + 30,
+            workflow=run.name,
+            run_id=run.pk,
+            step=info.step,
+        )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == NOT_WAITING_FOR_ACTION:

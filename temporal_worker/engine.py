@@ -8,15 +8,18 @@ executes the run. Users reach it as ``facade.engine``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -25,7 +28,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from django_bridge.conf import automation_settings
+from django_bridge.conf import UNKNOWN_SIGNAL_KEYS_CHOICES, automation_settings
 from django_bridge.models import StepExecution, WorkflowRun
 from facade import (
     AutomationError,
@@ -35,7 +38,7 @@ from facade import (
     TemporalUnavailableError,
     registry,
 )
-from facade.contract import merge_into, validation_summary
+from facade.contract import merge_into, unknown_payload_keys, validation_summary
 from temporal_worker import client as bridge
 from temporal_worker import projection
 from temporal_worker.outages import unavailable_as_error
@@ -43,9 +46,32 @@ from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, S
 from temporal_worker.spec import compile_spec
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
-__all__ = ["Engine", "engine", "new_workflow_id", "run_options"]
+__all__ = ["SIGNAL_CONCURRENCY", "Engine", "SignalResult", "engine", "new_workflow_id", "run_options", "unknown_keys_mode"]
 
 logger = logging.getLogger("django_temporal_automation")
+
+
+# How many signals one engine.signal call has in flight at once: a broadcast to thousands of
+# runs must not open thousands of requests (the server answers RESOURCE_EXHAUSTED).
+SIGNAL_CONCURRENCY = 100
+
+@dataclass(frozen=True)
+class SignalResult:
+    """What ``engine.send_signal`` did: how many runs it reached, and the payload keys that are
+    not fields of their Contexts (ignored; semantics: "Merging data into the Context")."""
+
+    reached: int
+    ignored_keys: list[str]
+
+
+def unknown_keys_mode(value: str | None = None) -> str:
+    """``AUTOMATION["UNKNOWN_SIGNAL_KEYS"]`` (or ``value``), checked."""
+    mode = automation_settings.UNKNOWN_SIGNAL_KEYS if value is None else value
+    if mode not in UNKNOWN_SIGNAL_KEYS_CHOICES:
+        raise ImproperlyConfigured(
+            f"AUTOMATION['UNKNOWN_SIGNAL_KEYS'] is {mode!r}; use one of {', '.join(map(repr, UNKNOWN_SIGNAL_KEYS_CHOICES))}."
+        )
+    return mode
 
 
 def new_workflow_id(name: str, run_id: int) -> str:
@@ -229,39 +255,95 @@ class Engine:
     def signal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
         """Wake every run waiting on signal ``name`` (or just ``run_id``); returns how many (semantics: "Signal delivery").
 
-        Payload keys that are Context fields are merged into each run's Context. A payload that
+        Payload keys that are Context fields are merged into each run's Context; other keys are
+        ignored, with a warning by default (``AUTOMATION["UNKNOWN_SIGNAL_KEYS"]``). A payload that
         does not fit a waiting run's Context raises ``SignalPayloadError`` and wakes no run.
+        ``send_signal`` does the same and also says which keys were ignored.
+        """
+        return self.send_signal(name, payload, run_id=run_id).reached
+
+    def send_signal(
+        self,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        run_id: int | None = None,
+        among: QuerySet[WorkflowRun] | None = None,
+        unknown_keys: str | None = None,
+    ) -> SignalResult:
+        """``signal``, answering a ``SignalResult``: how many runs it reached and the payload keys they ignored.
+
+        ``among`` limits the runs to a queryset (the API's ``RUN_QUERYSET``); the payload is
+        checked against all of them before any is signalled. ``unknown_keys`` overrides the
+        setting (``"ignore"``, ``"warn"``, ``"error"``) for callers whose payloads carry extra keys
+        on purpose (model event data).
         """
         payload = self.validate_signal(name, payload)
+        mode = unknown_keys_mode(unknown_keys)
         with unavailable_as_error(f"signal {name!r}"):
-            runs = WorkflowRun.objects.filter(waiting_signal=name, status=WorkflowStatus.SUSPENDED)
+            runs = (WorkflowRun.objects.all() if among is None else among.select_related(None)).filter(
+                waiting_signal=name, status=WorkflowStatus.SUSPENDED
+            )
             if run_id is not None:
                 runs = runs.filter(pk=run_id)
             runs = list(runs.only("id", "name", "data", "temporal_workflow_id", "wait_seq"))
-        self.check_payload_fits(name, payload, runs)
+        ignored = self.check_payload_fits(name, payload, runs, unknown_keys=mode)
         if not runs:
-            return 0
+            return SignalResult(0, ignored)
+        return SignalResult(self._deliver(name, payload or {}, runs), ignored)
 
-        async def send_all() -> int:
-            client = await bridge.get_client()
+    def _deliver(self, name: str, payload: dict[str, Any], runs: list[WorkflowRun]) -> int:
+        """Send the signal to each run, at most ``SIGNAL_CONCURRENCY`` at once, retrying overload.
 
-            async def send(run: WorkflowRun) -> bool:
+        A run that cannot be reached after the retries does not stop the others; if any stayed
+        unreached the error says how many were, and that calling again is safe: the repeat finds
+        only the runs still waiting, and a run already past that wait ignores a signal naming it
+        (semantics: "Waits are race-free").
+        """
+        reached = 0
+
+        async def send_all(client: Any) -> None:
+            nonlocal reached
+
+            async def send(run: WorkflowRun) -> None:
+                nonlocal reached
+                handle = client.get_workflow_handle(run.temporal_workflow_id or "")
+                message = {SIGNAL_MARKER: True, "payload": payload, "wait_seq": run.wait_seq}
                 try:
-                    await client.get_workflow_handle(run.temporal_workflow_id or "").signal(
-                        name, {SIGNAL_MARKER: True, "payload": payload or {}, "wait_seq": run.wait_seq}
-                    )
-                    return True
+                    await bridge.with_backoff(lambda: handle.signal(name, message))
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND:  # finished meanwhile
-                        return False
+                        return
                     raise
+                reached += 1
 
-            return sum(await asyncio.gather(*(send(r) for r in runs)))
+            failures = [
+                outcome
+                for outcome in await bridge.bounded_gather([functools.partial(send, r) for r in runs], SIGNAL_CONCURRENCY)
+                if isinstance(outcome, BaseException)
+            ]
+            if failures:
+                raise failures[0]
 
         try:
-            return bridge.run_sync(send_all(), timeout=60)
-        except RPCError as err:
-            raise TemporalUnavailableError(f"signal {name!r}: Temporal refused it: {err}") from err
+            bridge.call(f"signal {name!r}", send_all, timeout=60 + 0.05 * len(runs))
+        except TemporalUnavailableError as exc:
+            if reached == 0:
+                raise
+            raise self._undelivered(name, reached, len(runs), exc.__cause__ or exc) from exc
+        except RPCError as err:  # refused for good (permissions, an unknown namespace)
+            raise self._undelivered(name, reached, len(runs), err) from err
+        return reached
+
+    def _undelivered(self, name: str, reached: int, total: int, cause: BaseException) -> TemporalUnavailableError:
+        return bridge.unavailable_error(
+            f"signal {name!r}",
+            cause,
+            changed=(
+                f"it reached {reached} of the {total} runs waiting on it. Calling it again is safe: it finds the "
+                "runs still waiting, and a run already past that wait ignores a repeat (each signal names its wait)"
+            ),
+        )
 
     def validate_signal(self, name: Any, payload: Any) -> dict[str, Any] | None:
         """Check a signal's name and payload; returns the payload as the JSON the run will merge."""
@@ -283,16 +365,43 @@ class Engine:
                 "None, lists and dicts (Decimal, date/datetime and UUID values are converted); no run was signalled."
             ) from None
 
-    def check_payload_fits(self, name: str, payload: dict[str, Any] | None, runs: Iterable[WorkflowRun]) -> None:
+    def check_payload_fits(
+        self,
+        name: str,
+        payload: dict[str, Any] | None,
+        runs: Iterable[WorkflowRun],
+        *,
+        unknown_keys: str | None = None,
+    ) -> list[str]:
         """Refuse a payload that does not fit the Context of any of ``runs``, before any is signalled.
 
-        A signal either reaches every run it names or none (semantics: "Merging data into the Context").
+        A signal either reaches every run it names or none (semantics: "Merging data into the
+        Context"). Returns the payload keys some run's Context has no field for (they are
+        ignored); those are logged (``"warn"``) or refused (``"error"``) as
+        ``AUTOMATION["UNKNOWN_SIGNAL_KEYS"]`` (or ``unknown_keys``) says.
         """
+        mode = unknown_keys_mode(unknown_keys)
+        ignored: dict[str, list[str]] = {}  # workflow -> its Context's fields, for the message
+        ignored_keys: set[str] = set()
         for run in runs:
             if run.name not in registry:
                 continue
+            definition = registry.get(run.name)
+            unknown = unknown_payload_keys(definition.context_model, payload)
+            if unknown:
+                ignored_keys.update(unknown)
+                ignored.setdefault(run.name, sorted(definition.context_model.model_fields))
+                if mode == "error":
+                    raise SignalPayloadError(
+                        f"signal {name!r}: the payload keys {', '.join(unknown)} are not fields of the Context of "
+                        f"workflow {run.name!r} (run {run.pk}; its fields: {', '.join(ignored[run.name]) or 'none'}). "
+                        "Check their spelling; no run was signalled. (AUTOMATION['UNKNOWN_SIGNAL_KEYS'] = 'warn' "
+                        "merges the known keys and ignores the others.)",
+                        workflow=run.name,
+                        run_id=run.pk,
+                    )
             try:
-                merge_into(registry.get(run.name).load_context(run.data), payload)
+                merge_into(definition.load_context(run.data), payload)
             except ValidationError as exc:
                 raise SignalPayloadError(
                     f"signal {name!r}: the payload does not fit the Context of workflow {run.name!r} run {run.pk}: "
@@ -300,6 +409,16 @@ class Engine:
                     workflow=run.name,
                     run_id=run.pk,
                 ) from None
+        if ignored_keys and mode == "warn":
+            logger.warning(
+                "signal %r: ignored the payload keys %s, which are not Context fields (%s); only Context fields "
+                "are merged. Check their spelling, or set AUTOMATION['UNKNOWN_SIGNAL_KEYS'] to 'error' to refuse "
+                "such payloads or 'ignore' to silence this.",
+                name,
+                ", ".join(sorted(ignored_keys)),
+                "; ".join(f"workflow {wf!r} has {', '.join(fields) or 'none'}" for wf, fields in ignored.items()),
+            )
+        return sorted(ignored_keys)
 
     async def asignal(self, name: str, payload: dict[str, Any] | None = None, *, run_id: int | None = None) -> int:
         return await sync_to_async(self.signal)(name, payload, run_id=run_id)
@@ -320,19 +439,18 @@ class Engine:
             )
         if run.is_finished:
             return
-        with unavailable_as_error(f"engine.cancel({run_id!r})"):
-            type(run).objects.filter(pk=run.pk).update(error=reason or "cancelled")
 
-        async def do_cancel() -> None:
-            client = await bridge.get_client()
+        async def do_cancel(client: Any) -> None:
             handle = client.get_workflow_handle(run.temporal_workflow_id or "")
+            # The reason travels with the request; the workflow records it on the cancelled row
+            # (so nothing is written here before Temporal has accepted the cancellation).
             await handle.cancel(reason=reason)
             try:
                 await asyncio.wait_for(handle.result(), timeout=wait)
             except Exception:
                 pass  # the expected outcome is a cancellation error
 
-        bridge.run_sync(do_cancel(), timeout=wait + 30)
+        bridge.call(f"engine.cancel({run_id!r})", do_cancel, timeout=wait + 30, workflow=run.name, run_id=run.pk)
 
     async def acancel(self, run_id: int, reason: str = "") -> None:
         await sync_to_async(self.cancel)(run_id, reason)
@@ -363,8 +481,7 @@ class Engine:
         if step not in run.spec.get("steps", {}):
             raise RunStateError(f"run {run.pk}: its current step {step!r} is not in its workflow.", run_id=run.pk)
 
-        async def stop_old() -> None:
-            client = await bridge.get_client()
+        async def stop_old(client: Any) -> None:
             handle = client.get_workflow_handle(run.temporal_workflow_id or "")
             try:
                 desc = await handle.describe()
@@ -388,7 +505,7 @@ class Engine:
                     raise
 
         if run.temporal_workflow_id:
-            bridge.run_sync(stop_old(), timeout=60)
+            bridge.call(f"engine.retry({run_id!r})", stop_old, timeout=60, workflow=run.name, run_id=run.pk)
         with unavailable_as_error(f"engine.retry({run_id!r})"):
             seq = (StepExecution.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
             seq = max(seq, (run.wait_seq or 0) + 1)
@@ -397,6 +514,36 @@ class Engine:
             )
             run.refresh_from_db()
         self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
+
+    # ------------------------------------------------------------------ before deleting a row
+    def terminate(self, run_id: int, reason: str = "") -> int:
+        """End the Temporal workflows of a run and its subflows, recording nothing; returns how many were open.
+
+        For deleting the rows (the admin does): a workflow whose row is gone could not record
+        anything anyway. Subflows first, so none is left waiting on a parent that is gone.
+        Workflows already closed are left as they are.
+        """
+        run = self._get_run(run_id, "terminate")
+        with unavailable_as_error(f"engine.terminate({run_id!r})"):
+            family, frontier = [run], [run.pk]
+            while frontier:  # every descendant: their rows go with the parent's (on_delete=CASCADE)
+                children = list(WorkflowRun.objects.filter(parent_id__in=frontier).only("id", "temporal_workflow_id"))
+                family += children
+                frontier = [c.pk for c in children]
+        workflow_ids = [r.temporal_workflow_id for r in reversed(family) if r.temporal_workflow_id]
+
+        async def end_all(client: Any) -> int:
+            ended = 0
+            for workflow_id in workflow_ids:
+                try:
+                    await client.get_workflow_handle(workflow_id).terminate(reason=reason or "run deleted")
+                    ended += 1
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:  # closed already (or never started)
+                        raise
+            return ended
+
+        return bridge.call(f"engine.terminate({run_id!r})", end_all, timeout=60, workflow=run.name, run_id=run.pk)
 
     def _get_run(self, run_id: Any, action: str) -> WorkflowRun:
         try:
@@ -412,11 +559,10 @@ class Engine:
         """Ask the running workflow for its ``current_step_display`` (a Temporal query)."""
         run = self._get_run(run_id, "live_display")
 
-        async def query() -> dict[str, Any]:
-            client = await bridge.get_client()
+        async def query(client: Any) -> dict[str, Any]:
             return await client.get_workflow_handle(run.temporal_workflow_id or "").query(DISPLAY_QUERY)
 
-        return bridge.run_sync(query(), timeout=30)
+        return bridge.call(f"engine.live_display({run_id!r})", query, timeout=30, workflow=run.name, run_id=run.pk)
 
 
 engine = Engine()

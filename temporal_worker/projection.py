@@ -139,3 +139,8 @@ def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, rea
     with transaction.atomic():
         _step_row(run_id, spec, seq, step, StepStatus.CANCELLED, error=reason)
         update_run(run_id, **row_fields(change))
+
+
+def record_signal_rejected(run_id: int, rejection: dict[str, Any]) -> None:
+    """Keep the last hand-sent signal the run rejected (semantics: "Signals sent by hand")."""
+    WorkflowRun.objects.filter(pk=run_id).update(rejected_signal=rejection)

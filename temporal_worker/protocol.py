@@ -28,6 +28,9 @@ __all__ = [
     "FAILURE_TYPE",
     "NOT_WAITING_FOR_ACTION",
     "RECORD_ACTIVITY",
+    "SIGNAL_CHECK_ACTIVITY",
+    "SignalCheck",
+    "SignalVerdict",
     "RUN_DELETED",
     "SEARCH_ATTRIBUTE_NAMES",
     "SIGNAL_MARKER",
@@ -68,6 +71,8 @@ __all__ = [
 # ---------------------------------------------------------------------- wire names
 RECORD_ACTIVITY = "automation.record"
 """The activity type of projection records that no step activity writes (timeouts, cancel, ...)."""
+SIGNAL_CHECK_ACTIVITY = "automation.check_signal"
+"""The activity that validates a signal sent by hand (no marker) against the run's Context."""
 ACTION_UPDATE = "automation.action"
 """The Temporal Update that submits a human step (an action)."""
 DISPLAY_QUERY = "current_step_display"
@@ -550,6 +555,59 @@ class RecordInput:
             error=data.get("error"),
             signal=data.get("signal"),
         )
+
+
+# ---------------------------------------------------------------------- hand-sent signals
+@dataclass(frozen=True)
+class SignalCheck:
+    """The input of ``automation.check_signal``: a signal sent by hand to the wait the run is at.
+
+    ``engine.signal`` validates its payloads before sending them (and marks them); one sent by
+    hand (Temporal CLI or UI) is validated by this activity before the workflow accepts it,
+    since the workflow itself cannot load the Context model. ``payload`` is the signal's input as
+    it came, whatever its JSON type.
+    """
+
+    run_id: int
+    workflow: str
+    seq: int
+    step: str
+    signal: str
+    payload: Any = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "seq": self.seq,
+            "step": self.step,
+            "signal": self.signal,
+            "payload": self.payload,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> SignalCheck:
+        return cls(
+            int(data["run_id"]), data["workflow"], int(data["seq"]), data["step"], data["signal"], data.get("payload")
+        )
+
+
+@dataclass(frozen=True)
+class SignalVerdict:
+    """What ``automation.check_signal`` answers: accept the payload, or why it was rejected."""
+
+    accepted: bool
+    error: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "error": self.error}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> SignalVerdict:
+        # Lenient: the workflow reads it, and workflow code must not raise on input.
+        if not isinstance(data, dict):
+            return cls(True)
+        return cls(bool(data.get("accepted", True)), str(data.get("error") or ""))
 
 
 # ---------------------------------------------------------------------- model events

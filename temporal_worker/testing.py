@@ -18,6 +18,7 @@ mark them ``@pytest.mark.django_db(transaction=True)``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sys
 import time
@@ -30,6 +31,43 @@ from typing import Any
 from temporal_worker.protocol import WorkflowStatus
 
 __all__ = ["TemporalTestEnvironment", "find_binary", "wait_for"]
+
+# How long wait_until_finished waits for a run on the time-skipping server before it lets time skip.
+SETTLE_SECONDS = 1.0
+
+# The Temporal core's own log lines, forwarded to Python logging in tests (see _quiet_core_logs).
+CORE_LOGGER = "temporalio.core"
+
+
+class _DropServerCapabilityNotice(logging.Filter):
+    """Drops the core's "Temporal Server 1.16.0 or newer is required ..." warning.
+
+    The test servers of the venv do not advertise ``activity_failure_include_heartbeat``, so the
+    core says so for every worker; it is about servers, not about the code under test.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "activity_failure_include_heartbeat" not in record.getMessage()
+
+
+_core_logs_quiet = False
+
+
+def _quiet_core_logs() -> None:
+    """Send the core's logs to the Python logger ``temporalio.core`` (once per process) and drop
+    the server-capability notice there. The core otherwise prints straight to stderr, where no
+    filter can reach; clients created before this keep the runtime they had."""
+    global _core_logs_quiet
+    if _core_logs_quiet:
+        return
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    logger = logging.getLogger(CORE_LOGGER)
+    logger.addFilter(_DropServerCapabilityNotice())
+    forwarding = LogForwardingConfig(logger=logger, append_target_to_name=False)  # records on this logger: filtered
+    logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
+    _core_logs_quiet = True
 
 
 def find_binary(name: str) -> str:
@@ -99,6 +137,7 @@ class TemporalTestEnvironment:
 
         self._saved_overrides = dict(automation_settings.overrides)
         self._saved_client = bridge.current_client()  # an enclosing environment's, restored by stop()
+        _quiet_core_logs()
         self.env = bridge.run_sync(self._start_server(), timeout=120)
         self.activate()
         if self.start_worker_on_enter:
@@ -210,7 +249,12 @@ class TemporalTestEnvironment:
         bridge.run_sync(self.env.sleep(duration), timeout=120)
 
     def wait_until(self, run: Any, predicate: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-        """Poll the run's row until ``predicate(run)`` holds; returns the refreshed run."""
+        """Poll the run's row until ``predicate(run)`` holds; returns the refreshed run.
+
+        ``run`` is a ``WorkflowRun`` or its id. A ``WorkflowRun`` passed in is refreshed too (its
+        fields are the row the predicate held for), so ``env.wait_until(run, ...)`` followed by
+        ``run.status`` reads the new state.
+        """
         from django_bridge.models import WorkflowRun
 
         run_id = getattr(run, "pk", run)
@@ -220,20 +264,58 @@ class TemporalTestEnvironment:
             return fresh if predicate(fresh) else None
 
         try:
-            return wait_for(check, timeout)
+            fresh = wait_for(check, timeout)
         except AssertionError:
             fresh = WorkflowRun.objects.get(pk=run_id)
             raise AssertionError(
                 f"run {run_id} ({fresh.name}) did not reach the expected state within {timeout}s; it is "
                 f"{fresh.status} at step {fresh.current_step!r} (error: {fresh.error!r})"
             ) from None
+        if isinstance(run, WorkflowRun):
+            _copy_row(fresh, run)
+        return fresh
 
     def wait_until_idle(self, run: Any, timeout: float = 30.0) -> Any:
         """Wait until the run no longer runs a step: it waits, is suspended, or finished."""
         return self.wait_until(run, lambda r: r.status != WorkflowStatus.RUNNING, timeout)
 
     def wait_until_finished(self, run: Any, timeout: float = 30.0) -> Any:
+        """Wait until the run completed, failed or was cancelled; returns it refreshed (and refreshes ``run``).
+
+        On the time-skipping server, a run not finished within ``SETTLE_SECONDS`` is waited for by
+        awaiting its workflow's result, which lets the server skip time meanwhile (as
+        ``WorkflowHandle.result()`` does there): a run sleeping 24 hours finishes at once, without
+        ``skip_time``. Time then moves for every run on that server, not only this one; to wait
+        without moving time, use ``wait_until(run, lambda r: r.is_finished)``.
+        """
+        if self.time_skipping:
+            try:  # about to finish on its own (a cancellation under way): no need to move time
+                return self.wait_until(run, lambda r: r.is_finished, min(timeout, SETTLE_SECONDS))
+            except AssertionError:
+                self._await_result(run, timeout)
         return self.wait_until(run, lambda r: r.is_finished, timeout)
+
+    def _await_result(self, run: Any, timeout: float) -> None:
+        """Await the run's workflow (time skips meanwhile); its outcome is read from the row after."""
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import client as bridge
+
+        run_id = getattr(run, "pk", run)
+        workflow_id = WorkflowRun.objects.values_list("temporal_workflow_id", flat=True).get(pk=run_id)
+        if not workflow_id:
+            return
+
+        async def result() -> None:
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            try:
+                # What the time-skipping env's own handles do in result(): a handle got by id
+                # (the engine started the run) does not unlock time by itself.
+                async with self.env.time_skipping_unlocked():
+                    await asyncio.wait_for(handle.result(), timeout=timeout)
+            except Exception:
+                pass  # failed, cancelled, not started, or still open: wait_until says which
+
+        bridge.run_sync(result(), timeout=timeout + 10)
 
     def wait_closed(self, run: Any, timeout: float = 30.0) -> None:
         """Wait until the run's Temporal workflow has closed.
@@ -286,3 +368,11 @@ class TemporalTestEnvironment:
         run_id = getattr(run, "pk", run)
         workflow_id = WorkflowRun.objects.values_list("temporal_workflow_id", flat=True).get(pk=run_id)
         return bridge.run_sync(self.env.client.get_workflow_handle(workflow_id).fetch_history(), timeout=60)
+
+
+def _copy_row(source: Any, target: Any) -> None:
+    """Give ``target`` the field values of ``source`` (the same row, read later), like refresh_from_db."""
+    for field in source._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+    target._state.fields_cache.clear()  # related objects cached on it may be stale
+    getattr(target, "_prefetched_objects_cache", {}).clear()

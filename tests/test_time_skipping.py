@@ -83,3 +83,34 @@ def _stop(env, run) -> None:
 
 def _timers_fired(env, run) -> int:
     return sum(1 for e in env.history(run).events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED)
+
+
+# ---------------------------------------------------------------------- the testing helpers
+def test_waiting_for_the_end_lets_time_skip(ts):
+    """wait_until_finished awaits the workflow, so the server skips the 24-hour sleeps itself."""
+    run = engine.start("reminders")
+    ts.wait_until_finished(run, timeout=20)
+    assert run.status == WorkflowStatus.COMPLETED, run.error  # the run passed in is refreshed
+    assert run.data == {"reminders_sent": 3, "escalated": True}
+
+
+def test_wait_until_refreshes_the_run_it_was_given(dev):
+    run = engine.start("approval")
+    returned = dev.wait_until(run, lambda r: r.status == WorkflowStatus.SUSPENDED)
+    assert run.status == WorkflowStatus.SUSPENDED and run.waiting_signal == "manager_approval"
+    assert (run.wait_seq, run.updated_at) == (returned.wait_seq, returned.updated_at)
+
+
+def test_the_server_capability_notice_is_filtered_from_the_core_logs(ts):
+    import logging
+
+    from temporal_worker.testing import CORE_LOGGER
+
+    logger = logging.getLogger(CORE_LOGGER)
+    notice = logger.makeRecord(
+        CORE_LOGGER, logging.WARNING, "worker", 0,
+        "Temporal Server 1.16.0 or newer is required ... the server did not advertise the "
+        "activity_failure_include_heartbeat capability", (), None,
+    )
+    other = logger.makeRecord(CORE_LOGGER, logging.WARNING, "worker", 0, "something else", (), None)
+    assert not logger.filter(notice) and logger.filter(other)

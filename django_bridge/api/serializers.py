@@ -153,6 +153,8 @@ class RunDetailSerializer(RunSerializer):
             "completion_display",
             "waiting_display",
             "wake_at",
+            "wait_seq",
+            "rejected_signal",
             "steps",
             "children",
             "temporal_workflow_id",
@@ -193,7 +195,7 @@ class SignalSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="Context fields to merge into the run; keys that are not Context fields are ignored. Strings may not hold NUL (\\u0000).",
+        help_text="Context fields to merge into the run; other keys are ignored and listed in ignored_keys (refused when AUTOMATION['UNKNOWN_SIGNAL_KEYS'] is 'error'). Strings may not hold NUL (\\u0000).",
     )
 
 
@@ -203,6 +205,10 @@ class CancelSerializer(serializers.Serializer):
 
 class ReachedSerializer(serializers.Serializer):
     reached = serializers.IntegerField(help_text="How many runs the signal reached.")
+    ignored_keys = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Payload keys that are not fields of the reached runs' Context: not merged (a misspelling?).",
+    )
 
 
 class FieldSchemaSerializer(serializers.Serializer):

@@ -270,8 +270,8 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
         s = SignalSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         reject_nul(s.validated_data.get("payload"), "payload")
-        reached = engine.signal(s.validated_data["signal"], s.validated_data.get("payload"), run_id=run.pk)
-        return Response({"reached": reached})
+        result = engine.send_signal(s.validated_data["signal"], s.validated_data.get("payload"), run_id=run.pk)
+        return Response({"reached": result.reached, "ignored_keys": result.ignored_keys})
 
     @document(
         summary="Signal every run (visible to you) waiting on a signal",
@@ -285,13 +285,11 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
         s.is_valid(raise_exception=True)
         name, payload = s.validated_data["signal"], s.validated_data.get("payload")
         reject_nul(payload, "payload")
-        if api_settings.hook("RUN_QUERYSET") is None:
-            return Response({"reached": engine.signal(name, payload)})
-        # Scoped: only the runs this request may see. Check the payload against all of them
-        # first, so a bad payload wakes none (semantics: "Merging data into the Context").
-        runs = list(self.get_queryset().filter(status=WorkflowStatus.SUSPENDED, waiting_signal=name))
-        engine.check_payload_fits(name, engine.validate_signal(name, payload), runs)
-        return Response({"reached": sum(engine.signal(name, payload, run_id=r.pk) for r in runs)})
+        # Scoped by RUN_QUERYSET: only the runs this request may see, the payload checked against
+        # all of them first, so a bad payload wakes none (semantics: "Merging data into the Context").
+        scoped = None if api_settings.hook("RUN_QUERYSET") is None else self.get_queryset()
+        result = engine.send_signal(name, payload, among=scoped)
+        return Response({"reached": result.reached, "ignored_keys": result.ignored_keys})
 
     @document(
         summary="Cancel this run (and its active children)",

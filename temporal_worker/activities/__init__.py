@@ -25,15 +25,18 @@ from temporal_worker.protocol import (
     EVENT_SIGNAL_ACTIVITY,
     RECORD_ACTIVITY,
     RUN_DELETED,
+    SIGNAL_CHECK_ACTIVITY,
     CallbackInput,
     EventInput,
     RecordInput,
+    SignalCheck,
     StepInput,
 )
 
 from . import events
 from .heartbeat import HeartbeatTicker, heartbeats
 from .records import record
+from .signals import check_signal
 from .steps import run_on_fail, run_step
 
 # The event workflow's activities, by type; callbacks are typed by their function's name.
@@ -60,6 +63,8 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
             return events.record_callback_failure(CallbackInput.from_wire(wire))
         if "callback" in wire:
             return events.run_callback(CallbackInput.from_wire(wire))
+        if activity_type == SIGNAL_CHECK_ACTIVITY:
+            return check_signal(SignalCheck.from_wire(wire))
         if activity_type == RECORD_ACTIVITY:
             try:
                 request = RecordInput.from_wire(wire)

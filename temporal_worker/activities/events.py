@@ -212,7 +212,9 @@ def deliver_signals(inp: EventInput) -> dict[str, Any]:
         if run.waiting_match and not entity_matches(event, run.waiting_match, run.data):
             continue
         try:
-            reached += engine.signal(name, payload, run_id=run.pk)
+            # The event's data merges into the Context fields of those names; other keys are
+            # expected, not misspelt (semantics: "Waiting for an event").
+            reached += engine.send_signal(name, payload, run_id=run.pk, unknown_keys="ignore").reached
         except AutomationError as exc:  # a payload this run's Context refuses: the others still get it
             logger.warning("%s did not wake run %s: %s", event_label(event), run.pk, exc.message)
     _record(event.pk, "signals", None, reached)

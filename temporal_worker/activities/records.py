@@ -51,7 +51,9 @@ def _record(inp: RecordInput) -> dict[str, Any]:
                 data = None
         projection.record_completed(run_id, step, data)
     elif inp.op is RecordOp.CANCELLED:
-        # engine.cancel stores the caller's reason on the row before asking Temporal to cancel.
-        spec, reason = WorkflowRun.objects.values_list("spec", "error").get(pk=run_id)
+        # The workflow passes the reason of the cancel request. Histories recorded before it did
+        # (engine.cancel then wrote the reason on the row first) carry none: read the row.
+        spec, row_error = WorkflowRun.objects.values_list("spec", "error").get(pk=run_id)
+        reason = inp.error if inp.error is not None else row_error
         projection.record_cancelled(run_id, spec, step, seq, reason or "cancelled")
     return {}

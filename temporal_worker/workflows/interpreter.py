@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RECORD_ACTIVITY,
         RESCHEDULE_SIGNAL,
         SEARCH_ATTRIBUTE_NAMES,
+        SIGNAL_CHECK_ACTIVITY,
         SIGNAL_MARKER,
         ActionSubmission,
         ActionSubmitter,
@@ -46,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         Goto,
         RecordInput,
         RecordOp,
+        SignalCheck,
+        SignalVerdict,
         Sleep,
         StartInput,
         StartSubflow,
@@ -92,6 +95,9 @@ class InterpreterWorkflow:
         self.state = RunState()
         self._waiting: tuple[str, int] | None = None
         self._received: Any = _NOT_RECEIVED
+        # Payloads sent by hand to the current wait, not yet checked against the Context.
+        self._hand_sent: list[Any] = []
+        self._rejection = ""  # the last hand-sent signal the current wait rejected, for the UI
         self._early: dict[tuple[str, int], Any] = {}
         self._action_step: str | None = None
         self._action_request: dict[str, Any] | None = None
@@ -135,7 +141,10 @@ class InterpreterWorkflow:
             # Cancellation reached us (engine.cancel): record it, then end as Canceled.
             self._set(status=WorkflowStatus.CANCELLED)
             self._publish()
-            await self._record(RecordOp.CANCELLED, self.state.current_step)
+            # The caller's reason comes with the cancel request (engine.cancel writes nothing
+            # before Temporal accepts it); a cancel from the UI or CLI may have none.
+            reason = workflow.cancellation_reason() or "cancelled"
+            await self._record(RecordOp.CANCELLED, self.state.current_step, error=reason)
             raise
         self._publish()
         # An action answered by the last step returns its answer before the run closes.
@@ -377,17 +386,54 @@ class InterpreterWorkflow:
         # Signals buffered for earlier waits can never be delivered any more.
         self._early = {k: v for k, v in self._early.items() if k[1] > self.seq}
         self._publish()
+        deadline = None if timeout is None else workflow.now() + timedelta(seconds=timeout)
+        remaining = timeout
         try:
-            await workflow.wait_condition(
-                lambda: self._received is not _NOT_RECEIVED,
-                timeout=timeout,
-                timeout_summary=f"timeout of wait for {signal}" if timeout else None,
-            )
-        except TimeoutError:
-            return _NOT_RECEIVED
+            while True:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._received is not _NOT_RECEIVED or bool(self._hand_sent),
+                        timeout=remaining,
+                        timeout_summary=f"timeout of wait for {signal}" if timeout else None,
+                    )
+                except TimeoutError:
+                    return _NOT_RECEIVED
+                if self._received is not _NOT_RECEIVED:
+                    return self._received
+                # Only on the hand-sent path (no recorded history takes it): check the payload
+                # first; a rejected one leaves the run waiting right here.
+                payload = self._hand_sent.pop(0)
+                accepted = await self._check_hand_sent(signal, payload)
+                if self._received is not _NOT_RECEIVED:  # engine.signal got there meanwhile
+                    return self._received
+                if accepted:
+                    return payload
+                if deadline is not None:
+                    remaining = (deadline - workflow.now()).total_seconds()
+                    if remaining <= 0:
+                        return _NOT_RECEIVED
         finally:
             self._waiting = None
-        return self._received
+            self._hand_sent = []
+            if self._rejection:
+                self._rejection = ""
+                self._set()
+
+    async def _check_hand_sent(self, signal: str, payload: Any) -> bool:
+        """Validate a hand-sent payload against the Context (an activity: the workflow cannot)."""
+        check = SignalCheck(self.run_id, self.name, self.seq, self.state.current_step, signal, payload)
+        result = await workflow.execute_activity(
+            SIGNAL_CHECK_ACTIVITY,
+            check.to_wire(),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            summary=f"check hand-sent signal {signal}",
+        )
+        verdict = SignalVerdict.from_wire(result)
+        if not verdict.accepted:
+            self._rejection = f"rejected a hand-sent {signal!r}: {verdict.error}"
+            self._set()
+        return verdict.accepted
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
@@ -395,10 +441,14 @@ class InterpreterWorkflow:
         if isinstance(arg, dict) and arg.get(SIGNAL_MARKER):
             payload, seq = arg.get("payload") or {}, arg.get("wait_seq")
         else:  # sent by hand, e.g. from the Temporal CLI or UI: meant for the current wait
-            payload, seq = (arg if isinstance(arg, dict) else {}), None
+            payload, seq = arg, None
         if self._waiting and self._waiting[0] == name and seq in (None, self._waiting[1]):
-            if self._received is _NOT_RECEIVED:
-                self._received = payload
+            if seq is None and payload not in (None, {}):
+                # engine.signal validated its payload before sending it; this one is checked
+                # before the run accepts it (semantics: "Signals sent by hand").
+                self._hand_sent.append(payload)
+            elif self._received is _NOT_RECEIVED:
+                self._received = payload or {}
         elif seq is not None and seq >= self.seq:
             # The run is about to wait on this: the step that returned wait() has written the
             # projection but this workflow has not applied its result yet (semantics: "Waits are
@@ -491,6 +541,8 @@ class InterpreterWorkflow:
         if state.waiting_for:
             details.append(f"waiting for: {state.waiting_for}")
         details.append(f"progress: {round(float(state.progress or 0) * 100)}%")
+        if self._rejection:
+            details.append(self._rejection)
         workflow.set_current_details("\n\n".join(details))
 
     def _publish(self) -> None:

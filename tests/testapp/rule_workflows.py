@@ -641,3 +641,29 @@ class ParentWorkflow:
     def after(self, subflow_result):
         get_context().child_status = subflow_result.status
         return complete()
+
+
+@workflow("rules_go_twice")
+class GoTwiceWorkflow:
+    """Waits on the same signal twice: a repeat aimed at the first wait must not answer the second
+    (semantics: "Waits are race-free")."""
+
+    class Context(BaseModel):
+        who: str = ""
+        seen: list[str] = []
+
+    @step(start=True)
+    def first(self):
+        return wait.for_signal("rules_go")
+
+    @step()
+    def second(self):
+        ctx = get_context()
+        ctx.seen.append(ctx.who)
+        return wait.for_signal("rules_go")
+
+    @step()
+    def done(self):
+        ctx = get_context()
+        ctx.seen.append(ctx.who)
+        return complete()

@@ -11,7 +11,10 @@ from ._cli import AutomationCommand
 
 
 class Command(AutomationCommand):
-    help = "Send a signal to every run waiting on it (or one run with --run-id); prints how many it reached."
+    help = (
+        "Send a signal to every run waiting on it (or one run with --run-id); prints how many it reached, "
+        "and the signals runs wait on when it reached none."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("name", help="The signal name, e.g. review_completed (events: event:<name>).")
@@ -31,5 +34,29 @@ class Command(AutomationCommand):
                 raise CommandError(
                     f"--payload is not valid JSON ({exc}); pass an object like '{{\"approved\": true}}'."
                 ) from None
-        reached = engine.signal(options["name"], payload, run_id=options["run_id"])
+        result = engine.send_signal(options["name"], payload, run_id=options["run_id"])
+        reached = result.reached
         self.stdout.write(f"signal {options['name']!r} reached {reached} run{'s' if reached != 1 else ''}")
+        if result.ignored_keys:
+            self.stdout.write(f"ignored payload keys (not Context fields): {', '.join(result.ignored_keys)}")
+        if reached == 0:
+            self.stdout.write(self._waiting_on())
+
+    def _waiting_on(self) -> str:
+        """Which signals runs are waiting on now: a name nobody waits on is often a typo."""
+        from django.db.models import Count
+
+        from django_bridge.models import WorkflowRun
+        from facade import WorkflowStatus
+
+        waiting = (
+            WorkflowRun.objects.filter(status=WorkflowStatus.SUSPENDED)
+            .exclude(waiting_signal="")
+            .values("waiting_signal")
+            .annotate(n=Count("id"))
+            .order_by("waiting_signal")
+        )
+        names = [f"{w['waiting_signal']} ({w['n']} run{'s' if w['n'] != 1 else ''})" for w in waiting]
+        if not names:
+            return "no run is waiting on a signal"
+        return "runs are waiting on: " + ", ".join(names)

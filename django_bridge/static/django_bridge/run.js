@@ -150,8 +150,19 @@
     notice.hidden = !message;
   }
 
+  // A signal sent by hand whose payload did not fit the Context: the run still waits there.
+  function renderRejected(run) {
+    var box = document.getElementById("rejected-signal");
+    if (!box) return;
+    var r = run.rejected_signal;
+    var current = r && run.status === "suspended" && r.wait_seq === run.wait_seq;
+    box.hidden = !current;
+    box.textContent = current ? "A signal sent by hand was rejected: " + r.error : "";
+  }
+
   function renderScreen(run, display) {
     showNotice("");
+    renderRejected(run);
     if (display.status === "completed") return showCompleted(display.completion_display || {});
     if (display.status === "failed") return showFinished("failed", "Failed", run.error || "The run failed.");
     if (display.status === "cancelled") return showFinished("cancelled", "Cancelled", run.error || "The run was cancelled.");
