@@ -94,3 +94,16 @@ def test_retry_refuses_completed_and_cancelled_runs(dev):
     waiting.cancel()
     with pytest.raises(RunStateError, match="cancelled"):
         waiting.retry_current_step()
+
+
+def test_cancelling_a_run_while_its_step_runs_cancels_it(dev):
+    """The step's activity is in flight when the cancel arrives: the run ends cancelled, not failed."""
+    from tests.testapp import rule_workflows as rw
+
+    rw.SLOW_STEP_STARTED.clear()
+    run = engine.start("rules_slow_step", seconds=3.0)
+    assert rw.SLOW_STEP_STARTED.wait(30)
+    engine.cancel(run.pk, reason="changed my mind")
+    run = dev.wait_until_finished(run)
+    assert run.status == WorkflowStatus.CANCELLED, run.error
+    assert list(run.step_executions.values_list("step_name", "status")) == [("slow", "cancelled")]

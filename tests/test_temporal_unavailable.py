@@ -86,7 +86,16 @@ def test_every_endpoint_answers_503_and_changes_nothing(dev, unreachable):
 
 def test_send_signal_prints_one_line_and_exits_non_zero(dev):
     dev.wait_until(engine.start("approval"), lambda r: r.status == WorkflowStatus.SUSPENDED)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    from django.db import connection
+
+    # The test's database (on Postgres the test database has its own name): what
+    # tests/durability_settings.py reads from DURABILITY_DB_NAME.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.durability_settings",
+        "DURABILITY_DB_NAME": connection.settings_dict["NAME"],
+        "PYTHONPATH": str(ROOT),
+    }
     env["TEMPORAL_ADDRESS"] = UNREACHABLE
     proc = subprocess.run(
         [sys.executable, "-m", "django", "send_signal", "manager_approval", "--payload", '{"approved": true}'],

@@ -21,7 +21,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 # Pure, deterministic modules with no state of their own: imported once and shared with the
 # sandbox instead of being re-executed for every workflow run (the sandbox re-imports other
@@ -315,6 +315,10 @@ class InterpreterWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
+            if isinstance(cause, CancelledError) and workflow.patched("a-cancelled-step-cancels-the-run"):
+                # The run was cancelled while this step's activity was in flight (it may even
+                # have finished): that is a cancellation of the run, not a failure of the step.
+                raise asyncio.CancelledError() from err
             message = getattr(cause, "message", None) or str(cause or err)
             attempts = retry["max_attempts"]
             await self._fail(

@@ -667,3 +667,21 @@ class GoTwiceWorkflow:
         ctx = get_context()
         ctx.seen.append(ctx.who)
         return complete()
+
+
+# ---------------------------------------------------------------------------- cancel mid-step
+SLOW_STEP_STARTED = threading.Event()
+
+
+@workflow("rules_slow_step")
+class RulesSlowStep:
+    """One step that takes a while: the run is cancelled while its activity is in flight."""
+
+    class Context(BaseModel):
+        seconds: float = 2.0
+
+    @step(start=True)
+    def slow(self):
+        SLOW_STEP_STARTED.set()
+        time.sleep(get_context().seconds)
+        return complete()
