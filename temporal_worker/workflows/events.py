@@ -42,6 +42,13 @@ _LIBRARY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))
 _LIBRARY_TIMEOUT = timedelta(minutes=2)
 
 
+async def _library(activity: str, wire: dict[str, Any], summary: str) -> Any:
+    """One of the library's own activities (load, occur, wake, record): retried until done."""
+    return await workflow.execute_activity(
+        activity, wire, start_to_close_timeout=_LIBRARY_TIMEOUT, retry_policy=_LIBRARY_RETRY, summary=summary
+    )
+
+
 def _retry_policy(spec: dict[str, Any]) -> RetryPolicy:
     return RetryPolicy(
         maximum_attempts=int(spec["max_attempts"]),
@@ -67,26 +74,12 @@ class EventWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(inp.to_wire())
             seen = self.version
-            state = EventState.from_wire(
-                await workflow.execute_activity(
-                    EVENT_LOAD_ACTIVITY,
-                    inp.to_wire(),
-                    start_to_close_timeout=_LIBRARY_TIMEOUT,
-                    retry_policy=_LIBRARY_RETRY,
-                    summary=f"load {state_label(inp)}",
-                )
-            )
+            state = EventState.from_wire(await _library(EVENT_LOAD_ACTIVITY, inp.to_wire(), f"load {state_label(inp)}"))
             if state.callbacks:
                 await self._callbacks(inp, state.callbacks)
             if state.status in ("occurred",):
                 if state.signal_waits:
-                    await workflow.execute_activity(
-                        EVENT_SIGNAL_ACTIVITY,
-                        inp.to_wire(),
-                        start_to_close_timeout=_LIBRARY_TIMEOUT,
-                        retry_policy=_LIBRARY_RETRY,
-                        summary=f"wake the runs waiting for {state.label}",
-                    )
+                    await _library(EVENT_SIGNAL_ACTIVITY, inp.to_wire(), f"wake the runs waiting for {state.label}")
                 return {"status": state.status}
             if state.status in ("cancelled", "gone") or state.at is None:
                 return {"status": state.status}
@@ -104,12 +97,10 @@ class EventWorkflow:
                     continue  # changed: load it again
                 except TimeoutError:
                     pass
-            await workflow.execute_activity(
+            await _library(
                 EVENT_OCCUR_ACTIVITY,
                 EventInput(inp.event_id, inp.label, state.at, inp.heartbeat_timeout).to_wire(),
-                start_to_close_timeout=_LIBRARY_TIMEOUT,
-                retry_policy=_LIBRARY_RETRY,
-                summary=f"{state.label} occurs if its condition still holds",
+                f"{state.label} occurs if its condition still holds",
             )
 
     async def _callbacks(self, inp: EventInput, calls: tuple[CallbackCall, ...]) -> None:
@@ -130,13 +121,7 @@ class EventWorkflow:
                 cause = err.cause
                 message = getattr(cause, "message", None) or str(cause or err)
                 failed = CallbackInput(inp.event_id, c.phase, c.name, error=message)
-                await workflow.execute_activity(
-                    EVENT_RECORD_ACTIVITY,
-                    failed.to_wire(),
-                    start_to_close_timeout=_LIBRARY_TIMEOUT,
-                    retry_policy=_LIBRARY_RETRY,
-                    summary=f"record that {c.name} failed",
-                )
+                await _library(EVENT_RECORD_ACTIVITY, failed.to_wire(), f"record that {c.name} failed")
 
         await asyncio.gather(*(call(c) for c in calls))
 
