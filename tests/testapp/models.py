@@ -54,8 +54,11 @@ class Listing(models.Model):
 
     confirmed = models.BooleanField(default=False)
     ownership_verified = models.BooleanField(default=False)
+    paid = models.BooleanField(default=False)
 
     events = [
         EventDefinition("confirmation_received", condition=lambda listing: listing.confirmed),
         EventDefinition("ownership_verified", condition=lambda listing: listing.ownership_verified),
+        # tests/testapp/durability_workflows.py's replay_gate waits for it.
+        EventDefinition("replay_payment", condition=lambda listing: listing.paid),
     ]
