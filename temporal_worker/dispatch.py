@@ -141,8 +141,11 @@ async def sweep_forever(interval: float) -> None:
             sent = await asyncio.to_thread(_sweep_once)
             if sent:
                 logger.info("dispatched %s model event changes left in the outbox", sent)
-        except Exception:
-            logger.exception("the model events outbox sweep failed; it runs again in %s s", interval)
+        except Exception as exc:
+            if outages.is_outage(exc):  # routine during a database restart: one line, no traceback
+                logger.warning("the model events outbox sweep waits for the database (%s)", str(exc).strip())
+            else:
+                logger.exception("the model events outbox sweep failed; it runs again in %s s", interval)
         await asyncio.sleep(interval)
 
 
