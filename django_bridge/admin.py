@@ -64,7 +64,7 @@ class SignalForm(forms.Form):
         try:
             payload = json.loads(raw)
         except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON ({exc}); write an object like {{\"approved\": true}}.") from None
+            raise forms.ValidationError(f'Not valid JSON ({exc}); write an object like {{"approved": true}}.') from None
         if not isinstance(payload, dict):
             raise forms.ValidationError(f"Write a JSON object of Context fields, not {type(payload).__name__}.")
         return payload
@@ -96,7 +96,9 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     @admin.action(description="Cancel the selected runs", permissions=["operate"])
     def cancel_runs(self, request: HttpRequest, queryset: Any) -> None:
         reason = f"cancelled in the admin by {request.user.get_username()}"
-        self._each(request, queryset, "Cancelled", lambda run: False if run.is_finished else engine.cancel(run.pk, reason))
+        self._each(
+            request, queryset, "Cancelled", lambda run: False if run.is_finished else engine.cancel(run.pk, reason)
+        )
 
     @admin.action(description="Retry the selected runs at their current step", permissions=["operate"])
     def retry_runs(self, request: HttpRequest, queryset: Any) -> None:
@@ -120,7 +122,9 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
         """An intermediate page: the signal and its JSON payload, checked against each run's Context."""
         waiting = sorted({s for s in queryset.values_list("waiting_signal", flat=True) if s})
         applying = "apply" in request.POST
-        form = SignalForm(request.POST if applying else None, initial={"signal": waiting[0] if len(waiting) == 1 else ""})
+        form = SignalForm(
+            request.POST if applying else None, initial={"signal": waiting[0] if len(waiting) == 1 else ""}
+        )
         if applying and form.is_valid():
             try:
                 # The engine's own checks: the name, the payload against every reached run's
@@ -130,7 +134,9 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
                 form.add_error(None, exc.message)
             else:
                 selected = queryset.count()
-                text = f"Signal {form.cleaned_data['signal']!r} reached {result.reached} of the {selected} selected runs"
+                text = (
+                    f"Signal {form.cleaned_data['signal']!r} reached {result.reached} of the {selected} selected runs"
+                )
                 if result.ignored_keys:
                     text += f"; ignored payload keys (not Context fields): {', '.join(result.ignored_keys)}"
                 level = messages.SUCCESS if result.reached else messages.WARNING
@@ -236,7 +242,9 @@ class EventAdmin(ReadOnlyAdmin):
         model = event.content_type.model_class()
         label = f"{model.__name__ if model else event.content_type.model} {event.entity_id}"
         try:
-            url = reverse(f"admin:{event.content_type.app_label}_{event.content_type.model}_change", args=[event.entity_id])
+            url = reverse(
+                f"admin:{event.content_type.app_label}_{event.content_type.model}_change", args=[event.entity_id]
+            )
         except NoReverseMatch:
             return label
         return format_html('<a href="{}">{}</a>', url, label)
@@ -244,8 +252,18 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="delivered to")
     def delivered_summary(self, event: Event) -> str:
         delivered = event.delivered or {}
-        failed = [name for phase in ("created", "occurred", "cancelled") for name, r in (delivered.get(phase) or {}).items() if r.get("status") == "failed"]
-        done = sum(1 for phase in ("created", "occurred", "cancelled") for r in (delivered.get(phase) or {}).values() if r.get("status") == "completed")
+        failed = [
+            name
+            for phase in ("created", "occurred", "cancelled")
+            for name, r in (delivered.get(phase) or {}).items()
+            if r.get("status") == "failed"
+        ]
+        done = sum(
+            1
+            for phase in ("created", "occurred", "cancelled")
+            for r in (delivered.get(phase) or {}).values()
+            if r.get("status") == "completed"
+        )
         text = f"{done} callback{'s' if done != 1 else ''}"
         if failed:
             text += f", FAILED: {', '.join(failed)}"
@@ -259,7 +277,9 @@ class EventAdmin(ReadOnlyAdmin):
         if not runs:
             return "-"
         return format_html_join(
-            ", ", '<a href="{}">{}</a>', ((reverse("admin:django_bridge_workflowrun_change", args=[r.pk]), str(r)) for r in runs)
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:django_bridge_workflowrun_change", args=[r.pk]), str(r)) for r in runs),
         )
 
     @admin.display(description="Temporal")

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_bridge.models import Event
 from facade import EventDefinition
 
-__all__ = ["condition_holds", "definitions_of", "event_models", "sync_entity"]
+__all__ = ["condition_holds", "definitions_of", "event_models", "models_defining", "sync_entity"]
 
 logger = logging.getLogger("django_temporal_automation")
 
@@ -36,6 +36,11 @@ def definitions_of(model: type[models.Model]) -> list[EventDefinition]:
 def event_models() -> list[type[models.Model]]:
     """Every installed model that declares events."""
     return [m for m in apps.get_models() if definitions_of(m)]
+
+
+def models_defining(event_name: str) -> list[type[models.Model]]:
+    """The installed models that declare an event named ``event_name``."""
+    return [m for m in event_models() if any(d.name == event_name for d in definitions_of(m))]
 
 
 def condition_holds(definition: EventDefinition, instance: models.Model) -> bool:
@@ -102,7 +107,11 @@ def _immediate_change(
     definition: EventDefinition, instance: models.Model, row: Event | None, deleted: bool, now: dt.datetime
 ) -> dict[str, Any] | None:
     """An immediate event occurs on the first save in which its condition holds, once per entity."""
-    if deleted or (row is not None and row.status == Event.Status.OCCURRED) or not condition_holds(definition, instance):
+    if (
+        deleted
+        or (row is not None and row.status == Event.Status.OCCURRED)
+        or not condition_holds(definition, instance)
+    ):
         return None
     return {"status": Event.Status.OCCURRED, "at": now, "occurred_at": now}
 

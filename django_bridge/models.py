@@ -15,7 +15,7 @@ from temporal_worker.display import current_step_display
 from temporal_worker.protocol import StepStatus, WorkflowStatus
 from temporal_worker.transitions import RunState
 
-__all__ = ["Event", "StepExecution", "WorkflowRun", "WorkflowStatus"]
+__all__ = ["AgentRoute", "Event", "EventClaim", "StepExecution", "WorkflowRun", "WorkflowStatus"]
 
 
 class EventManager(models.Manager["Event"]):
@@ -34,7 +34,26 @@ class EventManager(models.Manager["Event"]):
 
 
 class WorkflowRun(models.Model):
+    class Kind(models.TextChoices):
+        WORKFLOW = "workflow", "Workflow run"
+        AGENT = "agent", "Agent instance"
+
     name = models.CharField(max_length=200, db_index=True)
+    kind = models.CharField(
+        max_length=10,
+        choices=Kind.choices,
+        default=Kind.WORKFLOW,
+        db_index=True,
+        help_text="A run of a @workflow, or an instance of an @agent (data is its Context, steps are its handlers).",
+    )
+    agent_key = models.CharField(
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="A singleton agent instance's match while it is active (unique: one instance per match); "
+        "cleared when it ends.",
+    )
     version = models.CharField(max_length=50, default="1")
     status = models.CharField(
         max_length=20, choices=WorkflowStatus.choices, default=WorkflowStatus.RUNNING, db_index=True
@@ -73,7 +92,11 @@ class WorkflowRun(models.Model):
     active_child = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     event = models.ForeignKey(
-        "Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs",
+        "Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
         help_text="The model event whose occurrence started this run (@event_workflow).",
     )
 
@@ -168,6 +191,50 @@ class WorkflowRun(models.Model):
         return self
 
 
+class AgentRoute(models.Model):
+    """Which events reach an active agent instance: its rendered ``match`` per event, indexed.
+
+    ``keyset`` names the equality lookups of the match and ``key`` hashes their values, so routing
+    an event finds its few candidate instances by index instead of loading every instance's
+    Context (docs/semantics.md, "Agents"). Rewritten whenever the instance's Context changes.
+    """
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="agent_routes")
+    agent = models.CharField(max_length=200)
+    event_name = models.CharField(max_length=200)
+    handler = models.CharField(max_length=200, blank=True, default="", help_text="Empty: the agent's own match.")
+    match = models.JSONField(default=dict, blank=True, help_text="The rendered match: a filter on the event's entity.")
+    keyset = models.CharField(max_length=255, blank=True, default="")
+    key = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "event_name", "keyset", "key"])]
+
+    def __str__(self) -> str:
+        return f"{self.agent} #{self.run_id} <- {self.event_name} {self.match}"
+
+
+class EventClaim(models.Model):
+    """A claim on the events named ``event_name`` whose entity matches ``match``: while it is held
+    only its holder's handlers receive them (docs/semantics.md, "Claims")."""
+
+    event_name = models.CharField(max_length=200)
+    match = models.JSONField(default=dict, blank=True)
+    match_hash = models.CharField(max_length=64, help_text="Identifies (event, match): one holder at a time.")
+    keyset = models.CharField(max_length=255, blank=True, default="")
+    key = models.CharField(max_length=64, blank=True, default="")
+    holder = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="claims")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["event_name", "match_hash"], name="one_holder_per_claim")]
+        indexes = [models.Index(fields=["event_name", "keyset", "key"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.match} held by run {self.holder_id}"
+
+
 class StepExecution(models.Model):
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="step_executions")
     seq = models.IntegerField(help_text="Which entry into a step of the run this row records.")
@@ -240,4 +307,6 @@ class Event(models.Model):
 
     @property
     def model_label(self) -> str:
-        return self.content_type.model_class()._meta.label if self.content_type.model_class() else self.content_type.model
+        return (
+            self.content_type.model_class()._meta.label if self.content_type.model_class() else self.content_type.model
+        )

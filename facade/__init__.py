@@ -12,11 +12,13 @@ one place where this package looks upward.
 from typing import Any
 
 from ._actions import ActionRequest, statezero_action
+from ._agents import agent, handler
 from ._context import get_context
 from ._declare import event_workflow, on_event, on_event_cancelled, on_event_created, workflow
 from ._definition import on_fail, step
 from ._errors import (
     AutomationError,
+    ClaimError,
     ContextUnavailableError,
     DatabaseUnavailableError,
     InvalidInputError,
@@ -46,7 +48,9 @@ from ._status import StepStatus, WorkflowStatus
 
 __all__ = [
     "ActionRequest",
+    "AgentManager",
     "AutomationError",
+    "ClaimError",
     "ContextUnavailableError",
     "DatabaseUnavailableError",
     "Engine",
@@ -66,12 +70,15 @@ __all__ = [
     "UnknownWorkflowError",
     "WorkflowDefinitionError",
     "WorkflowStatus",
+    "agent",
+    "claims",
     "complete",
     "engine",
     "event_workflow",
     "fail",
     "get_context",
     "goto",
+    "handler",
     "on_event",
     "on_event_cancelled",
     "on_event_created",
@@ -91,6 +98,7 @@ __all__ = [
 # on first use keeps declaring workflows free of Django and temporalio, and import cycles out.
 _FROM_ENGINE = ("Engine", "engine")
 _FROM_ACTIONS = ("ActionResult", "asubmit_action", "submit_action")
+_FROM_AGENTS = ("AgentManager",)
 
 
 def __getattr__(name: str) -> Any:
@@ -98,6 +106,13 @@ def __getattr__(name: str) -> Any:
         from temporal_worker import engine as module
     elif name in _FROM_ACTIONS:
         from temporal_worker import actions as module  # type: ignore[no-redef]
+    elif name in _FROM_AGENTS:
+        from temporal_worker import agents as module  # type: ignore[no-redef]
+    elif name == "claims":  # the module itself: claims.hold(...), claims.release(...)
+        from temporal_worker import claims
+
+        globals()[name] = claims
+        return claims
     else:
         raise AttributeError(f"module 'facade' has no attribute {name!r}")
     value = getattr(module, name)

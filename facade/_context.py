@@ -11,9 +11,11 @@ from pydantic import BaseModel
 
 from ._errors import ContextUnavailableError
 
-__all__ = ["bind_context", "get_context"]
+__all__ = ["bind_context", "current_run_id", "get_context"]
 
 _current: contextvars.ContextVar[BaseModel | None] = contextvars.ContextVar("automation_context", default=None)
+# The run (workflow run or agent instance) whose code is running: who holds a claim it takes.
+_current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("automation_run", default=None)
 
 
 def get_context() -> Any:
@@ -31,11 +33,18 @@ def get_context() -> Any:
     return ctx
 
 
+def current_run_id() -> int | None:
+    """The ``WorkflowRun`` whose step or handler is running, or None outside one."""
+    return _current_run.get()
+
+
 @contextlib.contextmanager
-def bind_context(ctx: BaseModel) -> Iterator[BaseModel]:
-    """Make ``ctx`` what ``get_context()`` returns for the duration of the block."""
+def bind_context(ctx: BaseModel, run_id: int | None = None) -> Iterator[BaseModel]:
+    """Make ``ctx`` what ``get_context()`` returns (and ``run_id`` the running run) in the block."""
     token = _current.set(ctx)
+    run_token = _current_run.set(run_id)
     try:
         yield ctx
     finally:
+        _current_run.reset(run_token)
         _current.reset(token)

@@ -65,7 +65,9 @@ def event_workflow(
 
 
 def _callback_decorator(phase: Phase, decorator: str) -> Callable[..., Any]:
-    def declare(event_name: Any = None, *, retry: Retry | None = None) -> Callable[[F], F]:
+    def declare(
+        event_name: Any = None, *, retry: Retry | None = None, ignores_claims: bool = False
+    ) -> Callable[[F], F]:
         if callable(event_name):
             raise WorkflowDefinitionError(
                 decorator, [f"@{decorator} needs the event's name: @{decorator}(event_name='reservation_confirmed')"]
@@ -76,6 +78,10 @@ def _callback_decorator(phase: Phase, decorator: str) -> Callable[..., Any]:
             )
         if retry is not None and not isinstance(retry, Retry):
             raise WorkflowDefinitionError(decorator, [f"@{decorator}(retry=...) must be a Retry(...), got {retry!r}"])
+        if not isinstance(ignores_claims, bool):
+            raise WorkflowDefinitionError(
+                decorator, [f"@{decorator}(ignores_claims=...) must be True or False, got {ignores_claims!r}"]
+            )
 
         def decorate(fn: F) -> F:
             label = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
@@ -89,7 +95,7 @@ def _callback_decorator(phase: Phase, decorator: str) -> Callable[..., Any]:
                 raise WorkflowDefinitionError(
                     label, [f"@{decorator} function {label}{inspect.signature(fn)} must take one argument, the Event"]
                 ) from None
-            registry.register_callback(Callback(phase, event_name, fn, retry or Retry()))
+            registry.register_callback(Callback(phase, event_name, fn, retry or Retry(), ignores_claims))
             return fn
 
         return decorate

@@ -10,6 +10,7 @@ Every error a user can see derives from ``AutomationError``::
     ├── StepResultError           a step returned something that is not a step result
     ├── ContextUnavailableError   get_context() outside a step, hook or handler
     ├── RunStateError             an operation that the run's state does not allow
+    ├── ClaimError                claims.hold / release refused (held by another, not held, outside a run)
     ├── TemporalUnavailableError  the Temporal server could not be reached
     └── DatabaseUnavailableError  the database could not be reached; nothing was changed
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AutomationError",
+    "ClaimError",
     "ContextUnavailableError",
     "DatabaseUnavailableError",
     "InvalidInputError",
@@ -93,3 +95,8 @@ class DatabaseUnavailableError(AutomationError):
 
     Raised by ``engine`` calls in the web process; try again once the database is back.
     """
+
+
+class ClaimError(AutomationError):
+    """``claims.hold`` or ``claims.release`` was refused: the claim is held by another run, is not
+    held by this one, or the call was made outside an agent handler or workflow step."""

@@ -61,6 +61,7 @@ class Callback:
     event_name: str
     fn: Callable[[Any], Any]
     retry: Retry
+    ignores_claims: bool = False  # called even while an agent or run holds a claim on the event
 
     @property
     def name(self) -> str:

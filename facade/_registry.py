@@ -6,10 +6,14 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ._definition import WorkflowDefinition
 from ._errors import UnknownWorkflowError, WorkflowDefinitionError
 from ._events import Callback, Phase
+
+if TYPE_CHECKING:
+    from ._agent_definition import AgentDefinition
 
 __all__ = ["Registry", "discover_workflow_modules", "registry"]
 
@@ -17,14 +21,16 @@ DISCOVERED_MODULE_NAMES = ("workflows", "automations")
 
 
 class Registry:
-    """Workflows by name, and the event callbacks."""
+    """Workflows and agents by name (one namespace: both are Temporal workflow types), and the
+    event callbacks."""
 
     def __init__(self) -> None:
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._callbacks: dict[str, Callback] = {}
+        self._agents: dict[str, AgentDefinition] = {}
 
     def register(self, definition: WorkflowDefinition) -> None:
-        existing = self._definitions.get(definition.name)
+        existing = self._definitions.get(definition.name) or self._agents.get(definition.name)
         if existing is not None and _origin(existing.cls) != _origin(definition.cls):
             raise WorkflowDefinitionError(
                 definition.name,
@@ -49,6 +55,37 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._definitions)
+
+    def register_agent(self, definition: AgentDefinition) -> None:
+        existing = self._definitions.get(definition.name) or self._agents.get(definition.name)
+        if existing is not None and _origin(existing.cls) != _origin(definition.cls):
+            raise WorkflowDefinitionError(
+                definition.name,
+                [
+                    f"the name is already used by {_origin(existing.cls)} (agents and workflows share one "
+                    f"namespace: both are Temporal workflow types); {_origin(definition.cls)} must use another name"
+                ],
+            )
+        self._agents[definition.name] = definition
+
+    def agent(self, name: str) -> AgentDefinition:
+        try:
+            return self._agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self._agents)) or "none"
+            raise UnknownWorkflowError(
+                f"no agent is registered as {name!r} (registered: {known}). Check the name, and that the "
+                "module declaring it is an app's workflows/automations module or is listed in "
+                "AUTOMATION['WORKFLOW_MODULES']; a worker started before the agent was added must be restarted.",
+                workflow=name,
+            ) from None
+
+    def agents(self, event_name: str | None = None) -> list[AgentDefinition]:
+        """The agents listening to ``event_name`` (spawning on it or handling it); all when None."""
+        return [a for a in self._agents.values() if event_name is None or event_name in a.event_names()]
+
+    def is_agent(self, name: str) -> bool:
+        return name in self._agents
 
     def register_callback(self, callback: Callback) -> None:
         # Keyed by where the function lives: importing a module twice registers nothing twice.
@@ -89,6 +126,10 @@ class Registry:
             for s in d.steps.values():
                 if s.gate is not None and s.gate.event:
                     found.setdefault(s.gate.event, []).append(f"wait_for_event gate {d.name}.{s.name}")
+        for a in self._agents.values():
+            found.setdefault(a.spawn_on, []).append(f"agent {a.name} (spawn_on)")
+            for h in a.handlers.values():
+                found.setdefault(h.event_name, []).append(f"agent handler {a.name}.{h.name}")
         return found
 
     def __contains__(self, name: object) -> bool:
@@ -102,12 +143,12 @@ class Registry:
         reuse ``order_fulfillment`` and ``user_registration``): declare them inside the block.
         Workers in this process resolve names through the same registry.
         """
-        saved = self._definitions, self._callbacks
-        self._definitions, self._callbacks = {}, {}
+        saved = self._definitions, self._callbacks, self._agents
+        self._definitions, self._callbacks, self._agents = {}, {}, {}
         try:
             yield self
         finally:
-            self._definitions, self._callbacks = saved
+            self._definitions, self._callbacks, self._agents = saved
 
 
 def _origin(cls: type) -> str:

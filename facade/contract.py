@@ -7,7 +7,8 @@ from the private modules behind them.
 """
 
 from ._actions import ActionInfo, action_for_run, find_action, list_actions
-from ._context import bind_context
+from ._agent_definition import AgentDefinition, HandlerDef, template_fields
+from ._context import bind_context, current_run_id
 from ._definition import StepDef, WorkflowDefinition
 from ._payloads import merge_into, unknown_payload_keys, validation_summary
 from ._registry import discover_workflow_modules
@@ -15,9 +16,11 @@ from ._results import Complete, Fail, Goto, Sleep, StepResult, Subflow, Wait
 
 __all__ = [
     "ActionInfo",
+    "AgentDefinition",
     "Complete",
     "Fail",
     "Goto",
+    "HandlerDef",
     "Sleep",
     "StepDef",
     "StepResult",
@@ -26,10 +29,12 @@ __all__ = [
     "WorkflowDefinition",
     "action_for_run",
     "bind_context",
+    "current_run_id",
     "discover_workflow_modules",
     "find_action",
     "list_actions",
     "merge_into",
+    "template_fields",
     "unknown_payload_keys",
     "validation_summary",
 ]

@@ -46,7 +46,15 @@ from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, S
 from temporal_worker.spec import compile_spec
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
-__all__ = ["SIGNAL_CONCURRENCY", "Engine", "SignalResult", "engine", "new_workflow_id", "run_options", "unknown_keys_mode"]
+__all__ = [
+    "SIGNAL_CONCURRENCY",
+    "Engine",
+    "SignalResult",
+    "engine",
+    "new_workflow_id",
+    "run_options",
+    "unknown_keys_mode",
+]
 
 logger = logging.getLogger("django_temporal_automation")
 
@@ -54,6 +62,7 @@ logger = logging.getLogger("django_temporal_automation")
 # How many signals one engine.signal call has in flight at once: a broadcast to thousands of
 # runs must not open thousands of requests (the server answers RESOURCE_EXHAUSTED).
 SIGNAL_CONCURRENCY = 100
+
 
 @dataclass(frozen=True)
 class SignalResult:
@@ -319,7 +328,9 @@ class Engine:
 
             failures = [
                 outcome
-                for outcome in await bridge.bounded_gather([functools.partial(send, r) for r in runs], SIGNAL_CONCURRENCY)
+                for outcome in await bridge.bounded_gather(
+                    [functools.partial(send, r) for r in runs], SIGNAL_CONCURRENCY
+                )
                 if isinstance(outcome, BaseException)
             ]
             if failures:

@@ -8,14 +8,17 @@ get a list; an expression inside other text is rendered into the string. The ent
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import uuid
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
 
 from django_bridge.models import Event
 
-__all__ = ["entity_matches", "render_match"]
+__all__ = ["entity_index_keys", "entity_matches", "index_entry", "match_hash", "render_match"]
 
 _EXPRESSION = re.compile(r"\{\{\s*(?:ctx|context)\.([A-Za-z_][\w.]*)\s*\}\}")
 
@@ -52,3 +55,115 @@ def entity_matches(event: Event, match: dict[str, Any], context: dict[str, Any])
         return model._default_manager.filter(pk=pk, **render_match(match, context)).exists()
     except (FieldError, ValidationError, ValueError, TypeError):
         return False
+
+
+# ---------------------------------------------------------------------- the match index
+# Routing an event to agent instances (and finding the claims on it) must not render and test
+# every instance's match. Each rendered match is stored with an index entry: ``keyset`` names its
+# equality lookups and ``key`` hashes their values. For an event, one query reads the entity's
+# values for those paths, and only the instances with the same key are tested with the full
+# filter. Lookups other than equality (``status__in``, ``__gt``...) are not indexed: they are
+# tested on the candidates the equality lookups leave.
+
+_NOT_EQUALITY = {
+    "in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "range",
+    "isnull",
+    "regex",
+    "iregex",
+    "iexact",
+    "year",
+    "month",
+    "day",
+    "week_day",
+    "week",
+    "quarter",
+    "date",
+    "time",
+    "hour",
+    "minute",
+    "second",
+    "iso_year",
+    "iso_week_day",
+    "search",
+    "overlap",
+    "contained_by",
+    "has_key",
+    "has_keys",
+    "has_any_keys",
+}
+_INDEXABLE = (str, int)  # bool is an int; other types compare too loosely as text
+
+
+def _equality_path(lookup: str) -> str | None:
+    parts = lookup.split("__")
+    if parts[-1] == "exact":
+        parts = parts[:-1]
+    elif parts[-1] in _NOT_EQUALITY:
+        return None
+    return "__".join(parts) or None
+
+
+def _hash(values: list[str]) -> str:
+    return hashlib.sha1(json.dumps(values).encode()).hexdigest()
+
+
+def match_hash(match: dict[str, Any]) -> str:
+    """Identifies a whole rendered match (claims: one holder per event and match)."""
+    return _hash([json.dumps(match, sort_keys=True, default=str)])
+
+
+def index_entry(rendered: dict[str, Any]) -> tuple[str, str]:
+    """``(keyset, key)`` for a rendered match: its equality lookups and their values, hashed."""
+    paths = sorted(
+        (path, value)
+        for lookup, value in rendered.items()
+        if (path := _equality_path(lookup)) is not None and isinstance(value, _INDEXABLE)
+    )
+    return ",".join(p for p, _ in paths), _hash([str(v) for _, v in paths])
+
+
+def entity_index_keys(event: Event, keysets: set[str]) -> dict[str, set[str] | None]:
+    """For each keyset, the keys the event's entity has (None: its values cannot be indexed, so
+    every entry with that keyset is a candidate). A missing entity has no keys."""
+    model = event.content_type.model_class()
+    found: dict[str, set[str] | None] = {}
+    if model is None:
+        return {keyset: set() for keyset in keysets}
+    try:
+        pk = model._meta.pk.to_python(event.entity_id)
+    except (ValidationError, ValueError, TypeError):
+        return {keyset: set() for keyset in keysets}
+    for keyset in keysets:
+        if not keyset:
+            found[keyset] = {_hash([])}
+            continue
+        paths = keyset.split(",")
+        try:
+            rows = list(model._default_manager.filter(pk=pk).values_list(*paths))
+        except (FieldError, ValueError, TypeError):
+            found[keyset] = set()  # a path this model lacks: nothing of this keyset matches
+            continue
+        keys: set[str] | None = set()
+        for row in rows:
+            if any(not isinstance(v, _INDEXABLE) and v is not None and not _uuid_like(v) for v in row):
+                keys = None
+                break
+            assert keys is not None
+            keys.add(_hash([str(v) for v in row]))
+        found[keyset] = keys
+    return found
+
+
+def _uuid_like(value: Any) -> bool:
+    return isinstance(value, uuid.UUID)

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from django_bridge.models import StepExecution, WorkflowRun
+from django_bridge.models import EventClaim, StepExecution, WorkflowRun
 from temporal_worker.display import history_display
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
@@ -61,6 +61,9 @@ def update_run(run_id: int, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
     if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
         raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
+    if fields.get("status") in WorkflowStatus.finished():
+        # A run that ended releases the claims it held (semantics: "Claims").
+        EventClaim.objects.filter(holder_id=run_id).delete()
 
 
 def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: str, error: str = "") -> None:

@@ -66,6 +66,16 @@ __all__ = [
     "CallbackInput",
     "EventInput",
     "EventState",
+    "AGENT_COMPLETE_SIGNAL",
+    "AGENT_EVENT_SIGNAL",
+    "AGENT_QUERY",
+    "AGENT_RECORD_ACTIVITY",
+    "AGENT_SYNC_ACTIVITY",
+    "AgentHandlerInput",
+    "AgentRecord",
+    "AgentStart",
+    "EventNotice",
+    "HandlerCall",
 ]
 
 # ---------------------------------------------------------------------- wire names
@@ -719,4 +729,195 @@ class CallbackInput:
             data["callback"],
             data.get("error"),
             float(data.get("heartbeat_every") or 3.0),
+        )
+
+
+# ---------------------------------------------------------------------- agents
+# An agent instance is one long-running workflow whose type is the agent's name, run by the
+# same dynamic workflow as every @workflow: its start input carries ``"agent"``.
+AGENT_EVENT_SIGNAL = "automation.agent.event"  # an EventNotice: an event this instance listens to changed
+AGENT_COMPLETE_SIGNAL = "automation.agent.complete"  # AgentManager.complete: end after the handler running now
+AGENT_QUERY = "automation.agent.state"  # the live Context, the events it knows and the timed handlers due
+AGENT_SYNC_ACTIVITY = "automation.agent.sync"  # a new instance: the events that matter to it already
+AGENT_RECORD_ACTIVITY = "automation.agent.record"  # a handler failed for good; the instance ended
+
+
+@dataclass(frozen=True)
+class HandlerCall:
+    """One handler an event reaches in one instance: when it runs and how it is retried.
+
+    ``offset`` is None for a handler that runs when the event occurs, else seconds from the
+    event's time (negative: before it) on a durable timer.
+    """
+
+    name: str
+    offset: float | None
+    retry: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "offset": self.offset, "retry": self.retry}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> HandlerCall:
+        offset = data.get("offset")
+        return cls(data["name"], float(offset) if offset is not None else None, dict(data["retry"]))
+
+
+@dataclass(frozen=True)
+class EventNotice:
+    """What an agent instance is told about one event: its state now and the handlers it reaches.
+
+    ``base`` is the event's time in epoch seconds (when it is due, or when it occurred), from
+    which offsets count. A newer ``version`` of the same event replaces an older notice.
+    """
+
+    event_id: int
+    event_name: str
+    status: str  # pending, occurred, cancelled
+    version: int
+    generation: int
+    base: float | None
+    label: str
+    handlers: tuple[HandlerCall, ...] = ()
+
+    def key(self, handler: str) -> str:
+        """Identifies one (occurrence, handler): each runs at most once per instance."""
+        return f"{self.event_id}:{self.generation}:{handler}"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_name": self.event_name,
+            "status": self.status,
+            "version": self.version,
+            "generation": self.generation,
+            "base": self.base,
+            "label": self.label,
+            "handlers": [h.to_wire() for h in self.handlers],
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> EventNotice:
+        return cls(
+            int(data["event_id"]),
+            data["event_name"],
+            data["status"],
+            int(data["version"]),
+            int(data.get("generation") or 1),
+            data.get("base"),
+            data.get("label") or "",
+            tuple(HandlerCall.from_wire(h) for h in data.get("handlers") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class AgentStart:
+    """The start input of an agent instance's workflow (also what continue-as-new carries)."""
+
+    run_id: int
+    agent: str
+    context: dict[str, Any]
+    seq: int = 0  # handler executions so far: each gets the next one (StepExecution.seq)
+    notices: tuple[EventNotice, ...] = ()
+    done: tuple[str, ...] = ()  # EventNotice.key()s already handled
+    synced: bool = False  # the instance has asked for the events that mattered before it existed
+    heartbeat_timeout: float = 10.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "context": self.context,
+            "seq": self.seq,
+            "notices": [n.to_wire() for n in self.notices],
+            "done": list(self.done),
+            "synced": self.synced,
+            "heartbeat_timeout": self.heartbeat_timeout,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> AgentStart:
+        return cls(
+            int(data["run_id"]),
+            data["agent"],
+            dict(data.get("context") or {}),
+            int(data.get("seq") or 0),
+            tuple(EventNotice.from_wire(n) for n in data.get("notices") or ()),
+            tuple(data.get("done") or ()),
+            bool(data.get("synced")),
+            float(data.get("heartbeat_timeout") or 10.0),
+        )
+
+
+@dataclass(frozen=True)
+class AgentHandlerInput:
+    """The input of a handler's activity (type ``<agent>.<handler>``), and of recording its failure."""
+
+    run_id: int
+    agent: str
+    handler: str
+    event_id: int
+    generation: int
+    seq: int
+    heartbeat_every: float = 3.0
+    error: str | None = None  # AGENT_RECORD_ACTIVITY: the handler failed for good
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "agent_handler": self.handler,
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "event_id": self.event_id,
+            "generation": self.generation,
+            "seq": self.seq,
+            "heartbeat_every": self.heartbeat_every,
+        }
+        if self.error is not None:
+            wire["error"] = self.error
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> AgentHandlerInput:
+        return cls(
+            int(data["run_id"]),
+            data["agent"],
+            data["agent_handler"],
+            int(data["event_id"]),
+            int(data.get("generation") or 1),
+            int(data["seq"]),
+            float(data.get("heartbeat_every") or 3.0),
+            data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """AGENT_RECORD_ACTIVITY: a handler failed for good (``handler`` set), or the instance ended
+    (``status`` completed or cancelled: its claims are released, its routes dropped)."""
+
+    run_id: int
+    agent: str
+    status: str = ""
+    handler: AgentHandlerInput | None = None
+    reason: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "agent_record": self.status or "handler_failed",
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "handler": self.handler.to_wire() if self.handler else None,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> AgentRecord:
+        handler = data.get("handler")
+        status = data.get("agent_record") or ""
+        return cls(
+            int(data["run_id"]),
+            data["agent"],
+            "" if status == "handler_failed" else status,
+            AgentHandlerInput.from_wire(handler) if handler else None,
+            data.get("reason") or "",
         )

@@ -65,7 +65,9 @@ def _quiet_core_logs() -> None:
     logger = logging.getLogger(CORE_LOGGER)
     logger.addFilter(_DropServerCapabilityNotice())
     forwarding = LogForwardingConfig(logger=logger, append_target_to_name=False)  # records on this logger: filtered
-    logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
+    )
     Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
     _core_logs_quiet = True
 

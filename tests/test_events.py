@@ -22,7 +22,7 @@ from temporal_worker import client as bridge
 from temporal_worker.dispatch import dispatch_pending
 from temporal_worker.protocol import event_workflow_id
 from tests.testapp import event_automations as ea
-from tests.testapp.models import Parcel, Reservation
+from tests.testapp.models import Guest, Parcel, Reservation
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_an_immediate_event_runs_its_callback_once_after_commit(dev, log):
     wait_logged(log, f"welcome {reservation.pk}")
     event = event_of(reservation, "reservation_confirmed")
     assert event_closed(dev, event) == WorkflowExecutionStatus.COMPLETED
-    reservation.guest = "someone"
+    reservation.guest = Guest.objects.create(name="someone")
     reservation.save()  # the condition still holds: it occurred already, once per entity
     assert dispatch_pending() == 0
     event.refresh_from_db()
@@ -144,8 +144,8 @@ def test_two_hundred_entities_in_one_transaction(dev, log):
 
 # ---------------------------------------------------------------------- waiting for events
 def test_wait_for_event_with_and_without_match(dev, log):
-    mine = Reservation.objects.create(checkin_at=timezone.now(), guest="me")
-    other = Reservation.objects.create(checkin_at=timezone.now(), guest="other")
+    mine = Reservation.objects.create(checkin_at=timezone.now())
+    other = Reservation.objects.create(checkin_at=timezone.now())
     scoped = engine.start("docs_watch", reservation_id=mine.pk)
     broadcast = engine.start("any_docs_watch")
     dev.wait_until(scoped, lambda r: r.status == "suspended")

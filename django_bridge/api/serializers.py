@@ -99,7 +99,9 @@ class EventSummarySerializer(serializers.Serializer):
 
 class RunSerializer(serializers.ModelSerializer):
     parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
-    event = serializers.SerializerMethodField(help_text="The model event that started this run (@event_workflow), if one did.")
+    event = serializers.SerializerMethodField(
+        help_text="The model event that started this run (@event_workflow), if one did."
+    )
     page_url = serializers.SerializerMethodField(help_text="The run page (HTML), if the app's URLs are mounted.")
 
     class Meta:

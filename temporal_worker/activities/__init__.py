@@ -1,8 +1,9 @@
 """Activities: where user code and Django run.
 
 One dynamic activity serves every step (its type is ``<workflow>.<step>``, readable in the
-Temporal UI), every ``@on_fail`` handler, the projection records the workflow asks for, and the
-event workflow's loads, deliveries and callbacks (typed by the callback's function name).
+Temporal UI), every ``@on_fail`` handler, the projection records the workflow asks for, the
+event workflow's loads, deliveries and callbacks (typed by the callback's function name), and
+agent handlers (typed ``<agent>.<handler>``).
 It is synchronous on purpose: the Django ORM is synchronous, and the worker runs it on a
 thread pool so a slow step never blocks the worker's event loop.
 """
@@ -19,6 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from django_bridge.models import WorkflowRun
 from temporal_worker.protocol import (
+    AGENT_RECORD_ACTIVITY,
+    AGENT_SYNC_ACTIVITY,
     EVENT_LOAD_ACTIVITY,
     EVENT_OCCUR_ACTIVITY,
     EVENT_RECORD_ACTIVITY,
@@ -26,6 +29,8 @@ from temporal_worker.protocol import (
     RECORD_ACTIVITY,
     RUN_DELETED,
     SIGNAL_CHECK_ACTIVITY,
+    AgentHandlerInput,
+    AgentRecord,
     CallbackInput,
     EventInput,
     RecordInput,
@@ -33,7 +38,7 @@ from temporal_worker.protocol import (
     StepInput,
 )
 
-from . import events
+from . import agents, events
 from .heartbeat import HeartbeatTicker, heartbeats
 from .records import record
 from .signals import check_signal
@@ -63,6 +68,12 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
             return events.record_callback_failure(CallbackInput.from_wire(wire))
         if "callback" in wire:
             return events.run_callback(CallbackInput.from_wire(wire))
+        if activity_type == AGENT_SYNC_ACTIVITY:
+            return agents.sync(wire)
+        if activity_type == AGENT_RECORD_ACTIVITY:
+            return agents.record(AgentRecord.from_wire(wire))
+        if "agent_handler" in wire:  # typed <agent>.<handler>
+            return agents.run_handler(AgentHandlerInput.from_wire(wire))
         if activity_type == SIGNAL_CHECK_ACTIVITY:
             return check_signal(SignalCheck.from_wire(wire))
         if activity_type == RECORD_ACTIVITY:

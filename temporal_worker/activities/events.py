@@ -21,8 +21,8 @@ from django_bridge.event_rows import condition_holds, definitions_of
 from django_bridge.models import Event, WorkflowRun
 from facade import AutomationError, registry
 from facade.contract import WorkflowDefinition
+from temporal_worker import agents, claims, outages, projection
 from temporal_worker import client as bridge
-from temporal_worker import outages, projection
 from temporal_worker.dispatch import event_label
 from temporal_worker.engine import engine
 from temporal_worker.matching import entity_matches
@@ -60,15 +60,22 @@ def load_event(inp: EventInput) -> dict[str, Any]:
     if event is None:
         return EventState("gone", 0).to_wire()
     label = event_label(event)
-    _sync_runs(event, label)
+    # While a run holds a claim on this event, only it receives the event (semantics: "Claims").
+    holder = outages.retrying(f"event {inp.event_id}: checking claims", lambda: claims.claimed_by(event))
+    _sync_runs(event, label, holder)
+    agents.route(event)
     delivered = event.delivered or {}
     owed: list[CallbackCall] = []
     phases = ["created"] + ([event.status] if event.status in ("occurred", "cancelled") else [])
     for phase in phases:
         done = delivered.get(phase) or {}
         for callback in registry.callbacks(event.event_name, phase):  # type: ignore[arg-type]
-            if callback.name not in done:
-                owed.append(CallbackCall(phase, callback.name, _retry_spec(callback)))
+            if callback.name in done:
+                continue
+            if phase == "occurred" and holder is not None and not callback.ignores_claims:
+                _record(event.pk, phase, callback.name, {"status": "skipped", "reason": f"claimed by run {holder}"})
+                continue
+            owed.append(CallbackCall(phase, callback.name, _retry_spec(callback)))
     at = event.at.timestamp() if event.status == Event.Status.PENDING and event.at else None
     return EventState(
         status=event.status,
@@ -84,8 +91,9 @@ def _get(event_id: int) -> Event | None:
     return Event.objects.select_related("content_type").filter(pk=event_id).first()
 
 
-def _sync_runs(event: Event, label: str) -> None:
-    """Create, move or cancel the event's ``@event_workflow`` runs to match the row."""
+def _sync_runs(event: Event, label: str, holder: int | None) -> None:
+    """Create, move or cancel the event's ``@event_workflow`` runs to match the row (while the
+    event is claimed, no new run is created for it)."""
     for definition in registry.event_workflows(event.event_name):
         assert definition.trigger is not None
         offset = definition.trigger.offset_seconds
@@ -101,6 +109,9 @@ def _sync_runs(event: Event, label: str) -> None:
         due = base + timedelta(seconds=offset)
         summary = f"{label}: {definition.name} at {_offset_words(offset)}"
         if run is None:
+            if holder is not None:
+                _record(event.pk, "runs", definition.name, {"status": "skipped", "reason": f"claimed by run {holder}"})
+                continue
             _create_run(event, definition, workflow_id, due, summary)
         elif _not_started(run) and run.wake_at != due:
             _reschedule(run, due)
@@ -208,7 +219,10 @@ def deliver_signals(inp: EventInput) -> dict[str, Any]:
         )
     )
     reached = 0
+    holder = claims.claimed_by(event)
     for run in waiting:
+        if holder not in (None, run.pk):
+            continue  # claimed: only the holder receives it (semantics: "Claims")
         if run.waiting_match and not entity_matches(event, run.waiting_match, run.data):
             continue
         try:

@@ -47,7 +47,9 @@ def _check(inp: SignalCheck) -> SignalVerdict:
         f"{problem}. The run still waits for {inp.signal!r} at step {inp.step!r}; send a JSON object of its "
         "Context fields with values of their types."
     )
-    logger.warning("workflow %r run %s: rejected a hand-sent signal %r: %s", inp.workflow, inp.run_id, inp.signal, error)
+    logger.warning(
+        "workflow %r run %s: rejected a hand-sent signal %r: %s", inp.workflow, inp.run_id, inp.signal, error
+    )
     projection.record_signal_rejected(
         inp.run_id,
         {

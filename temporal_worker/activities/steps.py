@@ -167,7 +167,7 @@ def _call_step(definition: WorkflowDefinition, inp: StepInput, ctx: BaseModel, k
     instance = definition.cls()
     instance.context = ctx
     deadline = time.monotonic() + float(automation_settings.DATABASE_OUTAGE_ALLOWANCE)
-    with bind_context(ctx):
+    with bind_context(ctx, run_id=inp.run_id):
         while True:
             try:
                 return getattr(instance, inp.step)(**kwargs)
@@ -362,7 +362,7 @@ def run_on_fail(inp: StepInput) -> StepOutcome:
     instance = definition.cls()
     instance.context = ctx
     handler = getattr(instance, definition.on_fail or "")
-    with bind_context(ctx):
+    with bind_context(ctx, run_id=inp.run_id):
         try:
             handler(run)
         except Exception:

@@ -30,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from temporal_worker.display import current_step_display
     from temporal_worker.protocol import (
         ACTION_UPDATE,
+        AGENT_COMPLETE_SIGNAL,
+        AGENT_EVENT_SIGNAL,
+        AGENT_QUERY,
         DISPLAY_QUERY,
         FAILURE_TYPE,
         NOT_WAITING_FOR_ACTION,
@@ -40,9 +43,11 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_MARKER,
         ActionSubmission,
         ActionSubmitter,
+        AgentStart,
         ChildOutcome,
         Complete,
         Directive,
+        EventNotice,
         Fail,
         Goto,
         RecordInput,
@@ -58,6 +63,9 @@ with workflow.unsafe.imports_passed_through():
         WorkflowStatus,
     )
     from temporal_worker.transitions import RunState, after_directive, entering, invalid_target, next_in_order, running
+
+    # An agent instance's loop: the same kind of module (deterministic, no state of its own).
+    from temporal_worker.workflows.agent import AgentLoop
 
 __all__ = ["SEARCH_ATTRIBUTE_KEYS", "InterpreterWorkflow"]
 
@@ -106,11 +114,18 @@ class InterpreterWorkflow:
         self._due: float | None = None  # set while the run waits to start (see _wait_until_due)
         # The step that started the child this run waits on: what the search attribute names.
         self._subflow_step: str | None = None
+        # Set when this workflow is an agent instance (its start input carries "agent"); created
+        # by the first event signal when that arrives with the start.
+        self._agent: AgentLoop | None = None
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
-        inp = StartInput.from_wire(workflow.payload_converter().from_payload(args[0].payload, dict))
+        wire = workflow.payload_converter().from_payload(args[0].payload, dict)
+        if "agent" in wire:  # an agent instance: the same workflow type namespace, another loop
+            self._agent = self._agent or AgentLoop()
+            return await self._agent.run(AgentStart.from_wire(wire))
+        inp = StartInput.from_wire(wire)
         self.inp = inp
         self.run_id, self.spec, self.context, self.seq = inp.run_id, inp.spec, inp.context, inp.seq
         self.name = self.spec["name"]
@@ -438,6 +453,21 @@ class InterpreterWorkflow:
             self._rejection = f"rejected a hand-sent {signal!r}: {verdict.error}"
             self._set()
         return verdict.accepted
+
+    # ------------------------------------------------------------------ agents
+    @workflow.signal(name=AGENT_EVENT_SIGNAL)
+    def on_agent_event(self, wire: dict[str, Any]) -> None:
+        self._agent = self._agent or AgentLoop()
+        self._agent.notify(EventNotice.from_wire(wire))
+
+    @workflow.signal(name=AGENT_COMPLETE_SIGNAL)
+    def on_agent_complete(self) -> None:
+        self._agent = self._agent or AgentLoop()
+        self._agent.request_completion()
+
+    @workflow.query(name=AGENT_QUERY)
+    def agent_state(self) -> dict[str, Any]:
+        return self._agent.describe() if self._agent is not None else {}
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:

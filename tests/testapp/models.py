@@ -17,12 +17,17 @@ def _broken(reservation: Reservation) -> bool:
     raise RuntimeError("this condition always raises")
 
 
+class Guest(models.Model):
+    name = models.CharField(max_length=100, default="")
+    is_vip = models.BooleanField(default=False)
+
+
 class Reservation(models.Model):
     checkin_at = models.DateTimeField()
     status = models.CharField(max_length=20, default="pending")
     checkout_at = models.DateTimeField(null=True, blank=True)
     docs_uploaded = models.BooleanField(default=False)
-    guest = models.CharField(max_length=100, blank=True, default="")
+    guest = models.ForeignKey(Guest, null=True, blank=True, on_delete=models.SET_NULL)
 
     events = [
         # Immediate: occurs after commit if condition is true
@@ -61,4 +66,37 @@ class Listing(models.Model):
         EventDefinition("ownership_verified", condition=lambda listing: listing.ownership_verified),
         # tests/testapp/durability_workflows.py's replay_gate waits for it.
         EventDefinition("replay_payment", condition=lambda listing: listing.paid),
+    ]
+
+
+# ---------------------------------------------------------------------- agents (tests/test_agents.py)
+class Booking(models.Model):
+    """The guide's ``guest_support`` agent spawns on it; ``payment_due`` is scheduled."""
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE)
+    status = models.CharField(max_length=20, default="open")
+    payment_due_at = models.DateTimeField(null=True, blank=True)
+
+    events = [
+        EventDefinition("booking_created"),
+        EventDefinition("payment_due", date_field="payment_due_at"),
+    ]
+
+
+class Message(models.Model):
+    """Another entity type than the agent's: routed by ``match={"sender_id": ...}``."""
+
+    sender = models.ForeignKey(Guest, on_delete=models.CASCADE)
+    text = models.CharField(max_length=200, default="")
+
+    events = [EventDefinition("message_received")]
+
+
+class Ticket(models.Model):
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE)
+    resolved = models.BooleanField(default=False)
+
+    events = [
+        EventDefinition("ticket_created"),
+        EventDefinition("ticket_resolved", condition=lambda t: t.resolved),
     ]

@@ -32,7 +32,9 @@ class Command(AutomationCommand):
                 try:
                     model = apps.get_model(label)
                 except (LookupError, ValueError):
-                    raise CommandError(f"{label!r} is not a model; write app_label.ModelName, e.g. shop.Order.") from None
+                    raise CommandError(
+                        f"{label!r} is not a model; write app_label.ModelName, e.g. shop.Order."
+                    ) from None
                 if not definitions_of(model):
                     raise CommandError(f"{label} declares no events (an `events = [EventDefinition(...)]` list).")
                 chosen.append(model)

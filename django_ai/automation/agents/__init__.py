@@ -1,0 +1,1 @@
+"""``django_ai.automation.agents``: long-running agents (see ``.core``)."""
