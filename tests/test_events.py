@@ -89,7 +89,9 @@ def test_an_immediate_event_runs_its_callback_once_after_commit(dev, log):
     reservation.save()  # the condition still holds: it occurred already, once per entity
     assert dispatch_pending() == 0
     event.refresh_from_db()
-    assert event.delivered["occurred"][ea.send_welcome_email.__module__ + ".send_welcome_email"]["status"] == "completed"
+    assert (
+        event.delivered["occurred"][ea.send_welcome_email.__module__ + ".send_welcome_email"]["status"] == "completed"
+    )
     assert lines(log)[f"welcome {reservation.pk}"] == 1
 
 

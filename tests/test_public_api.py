@@ -16,7 +16,9 @@ import facade
 
 FACADE_ALL = [
     "ActionRequest",
+    "AgentManager",
     "AutomationError",
+    "ClaimError",
     "ContextUnavailableError",
     "DatabaseUnavailableError",
     "Engine",
@@ -36,12 +38,15 @@ FACADE_ALL = [
     "UnknownWorkflowError",
     "WorkflowDefinitionError",
     "WorkflowStatus",
+    "agent",
+    "claims",
     "complete",
     "engine",
     "event_workflow",
     "fail",
     "get_context",
     "goto",
+    "handler",
     "on_event",
     "on_event_cancelled",
     "on_event_created",
@@ -79,6 +84,8 @@ DOCUMENTED = {
     "django_ai.automation.events.definitions": ["EventDefinition"],
     "django_ai.automation.events.callbacks": ["on_event", "on_event_created", "on_event_cancelled"],
     "django_ai.automation.events.models": ["Event"],
+    "django_ai.automation.events.claims": ["hold", "release"],
+    "django_ai.automation.agents.core": ["agent", "handler", "AgentManager"],
     "django_ai.automation.workflows.models": ["WorkflowRun", "StepExecution", "WorkflowStatus"],
     "django_ai.automation.workflows.metadata": ["StepDisplayMetadata", "FieldGroup", "FieldDisplayConfig"],
 }
@@ -147,7 +154,9 @@ def test_errors_share_one_root():
     assert issubclass(facade.SignalPayloadError, facade.InvalidInputError)
 
 
-@pytest.mark.skipif(not AUTOMATIONS_GUIDE.exists(), reason="the guides live in shared/, beside the repository (CI has them)")
+@pytest.mark.skipif(
+    not AUTOMATIONS_GUIDE.exists(), reason="the guides live in shared/, beside the repository (CI has them)"
+)
 def test_every_events_and_workflows_import_line_of_the_automations_guide_runs():
     """Each events/workflows import line of the automations guide, executed (agents are not built yet)."""
     text = AUTOMATIONS_GUIDE.read_text()
