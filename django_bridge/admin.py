@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from facade import AutomationError, TemporalUnavailableError
 from temporal_worker.engine import engine
 
-from .models import Event, StepExecution, WorkflowRun
+from .models import AgentRoute, Event, EventClaim, StepExecution, WorkflowRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,6 +47,32 @@ class StepExecutionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class EventClaimInline(admin.TabularInline):
+    """The claims a run holds (released when it ends)."""
+
+    model = EventClaim
+    extra = 0
+    can_delete = False
+    fields = ("event_name", "match", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AgentRouteInline(EventClaimInline):
+    """An agent instance: which events reach it, with its Context's values put in."""
+
+    model = AgentRoute  # type: ignore[assignment]
+    fields = ("event_name", "handler", "match")  # type: ignore[assignment]
+    readonly_fields = fields  # type: ignore[assignment]
+    verbose_name = "event that reaches it"
+    verbose_name_plural = "events that reach it (agent instance)"
 
 
 class SignalForm(forms.Form):
@@ -75,6 +101,7 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "name",
+        "kind",
         "status",
         "current_step",
         "progress_percent",
@@ -82,10 +109,10 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
         "created_at",
         "temporal_link",
     )
-    list_filter = ("status", "name")
+    list_filter = ("kind", "status", "name")
     search_fields = ("name", "temporal_workflow_id", "current_step", "waiting_signal")
     readonly_fields = ("temporal_link", "event_link", "created_at", "updated_at", "finished_at")
-    inlines = [StepExecutionInline]
+    inlines = [StepExecutionInline, EventClaimInline, AgentRouteInline]
     actions = ["cancel_runs", "retry_runs", "signal_runs", "delete_selected"]
 
     # Running the engine's operations needs the change permission on runs (there is nothing to
@@ -219,6 +246,18 @@ class StepExecutionAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the history of a run goes with the run
+
+
+@admin.register(EventClaim)
+class EventClaimAdmin(ReadOnlyAdmin):
+    """Claims held now. Read-only: a claim is released by its holder or when the holder ends."""
+
+    list_display = ("id", "event_name", "match", "holder", "created_at")
+    list_filter = ("event_name",)
+    search_fields = ("event_name",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Event)

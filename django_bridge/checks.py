@@ -163,8 +163,10 @@ def event_definition_errors(model_list: Any) -> list[Any]:
                         id="automation.E022",
                     )
                 )
+    errors.extend(agent_errors(model_list, defined))
     for event_name, subscribers in sorted(registry.subscribed_events().items()):
-        if event_name not in defined:
+        subscribers = [s for s in subscribers if not s.startswith("agent ")]  # agents: automation.E030
+        if subscribers and event_name not in defined:
             errors.append(
                 Warning(
                     f"no model defines the event {event_name!r}, yet {', '.join(subscribers)} "
@@ -173,4 +175,51 @@ def event_definition_errors(model_list: Any) -> list[Any]:
                     id="automation.W020",
                 )
             )
+    return errors
+
+
+def agent_errors(model_list: Any, defined: set[str]) -> list[Any]:
+    """Agents whose events no model defines, or whose match names a field the event's model lacks."""
+    from django.core.exceptions import FieldError
+
+    from facade import registry
+
+    errors: list[Any] = []
+    models_by_event: dict[str, list[Any]] = {}
+    for model in model_list:
+        for definition in getattr(model, "events", None) or ():
+            if hasattr(definition, "name"):
+                models_by_event.setdefault(definition.name, []).append(model)
+    for agent in registry.agents():
+        uses = [("spawn_on", agent.spawn_on, agent.match)] + [
+            (f"handler {h.name}", h.event_name, agent.match_for(h)) for h in agent.handlers.values()
+        ]
+        for where, event_name, match in uses:
+            if event_name not in defined:
+                errors.append(
+                    Error(
+                        f"agent {agent.name!r} {where}: no model defines the event {event_name!r}.",
+                        hint="Check the name against the EventDefinition(...) lists of your models' `events`.",
+                        obj=agent.cls,
+                        id="automation.E030",
+                    )
+                )
+                continue
+            for model in models_by_event.get(event_name, []):
+                for lookup in match or {}:
+                    try:
+                        model._default_manager.filter(**{lookup: [] if lookup.endswith("__in") else None}).query  # noqa: B018
+                    except FieldError as exc:
+                        errors.append(
+                            Error(
+                                f"agent {agent.name!r} {where}: match key {lookup!r} does not fit "
+                                f"{model._meta.label}, whose entities the event {event_name!r} is about ({exc}).",
+                                hint=f"Name a field (or a lookup such as guest__id, status__in) of {model._meta.label}; "
+                                "a handler on another model's event takes its own match=...",
+                                obj=agent.cls,
+                                id="automation.E031",
+                            )
+                        )
+                    except (ValueError, TypeError):
+                        pass  # a value the field cannot take; the field itself exists
     return errors

@@ -20,5 +20,8 @@ AUTOMATION = {
     ],
 }
 
+if os.environ.get("DURABILITY_AGENTS"):  # tests/test_agents.py's worker subprocesses
+    AUTOMATION["WORKFLOW_MODULES"].append("tests.testapp.agent_automations")
+
 if os.environ.get("DURABILITY_DB_NAME"):
     DATABASES = {"default": {**DATABASES["default"], "NAME": os.environ["DURABILITY_DB_NAME"]}}

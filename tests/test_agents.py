@@ -305,3 +305,256 @@ def test_a_handler_that_exhausts_its_retries_is_recorded_failed_and_the_agent_li
     assert run.status == "running" and "process_payment failed" in run.error
     event = Event.objects.get(event_name="payment_due", entity_id=str(booking.pk))
     assert event.delivered["agent_handlers"][f"{billing.pk}:process_payment:1"]["status"] == "failed"
+
+
+# ---------------------------------------------------------------------- races, crashes, long lives
+def test_two_spawn_events_for_one_new_instance_make_one(dev, log):
+    from django.db import transaction
+
+    guest = Guest.objects.create(name="Ada")
+    with transaction.atomic():
+        first = Booking.objects.create(guest=guest)
+        second = Booking.objects.create(guest=guest)
+    wait_for(lambda: instances("booking_watch", 2), timeout=30)  # singleton=False: one each
+    wait_for(lambda: instances("guest_support"), timeout=30)
+    for booking in (first, second):
+        event = Event.objects.get(event_name="booking_created", entity_id=str(booking.pk))
+        dev.wait_event_delivered(event)
+    assert WorkflowRun.objects.filter(kind="agent", name="guest_support").count() == 1
+    Message.objects.create(sender=guest)
+    wait_logged(log, f"support {guest.pk} got a message")
+
+
+def test_an_instance_continues_as_new_without_losing_or_repeating_events(dev, log, monkeypatch):
+    from temporal_worker.workflows import agent as agent_workflow
+
+    monkeypatch.setattr(agent_workflow, "HISTORY_LIMIT", 40)
+    guest = Guest.objects.create(name="Ada")
+    Booking.objects.create(guest=guest)
+    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
+    for _ in range(25):
+        Message.objects.create(sender=guest)
+    wait_logged(log, f"support {guest.pk} got a message", times=25, timeout=90)
+    handle = dev.client.get_workflow_handle(support.temporal_workflow_id)
+    desc = bridge.run_sync(handle.describe(), timeout=30)
+    assert (
+        desc.run_id
+        != bridge.run_sync(handle.describe(), timeout=30).raw_description.workflow_execution_info.first_run_id
+    )
+    assert lines(log)[f"support {guest.pk} got a message"] == 25
+    rows = StepExecution.objects.filter(run=support, step_name="handle_message")
+    assert rows.count() == 25 and len(set(rows.values_list("seq", flat=True))) == 25
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_spawn_makes_one_instance_whose_handler_runs_once(
+    transactional_db, tmp_path, monkeypatch, log
+):
+    from django.db import connection
+
+    from tests.testapp.models import Parcel
+    from tests.worker_process import WorkerProcess
+
+    hold = tmp_path / "go"
+    monkeypatch.setenv("AGENTS_HOLD", str(hold))
+    monkeypatch.setenv("DURABILITY_AGENTS", "1")
+    with TemporalTestEnvironment(start_worker=False, heartbeat_timeout=2.0) as env:
+        options = {
+            "address": env.client.service_client.config.target_host,
+            "namespace": env.client.namespace,
+            "task_queue": env.task_queue,
+            "db_name": connection.settings_dict["NAME"],
+        }
+        first = WorkerProcess(**options, log_path=tmp_path / "worker1.log").start()
+        second = WorkerProcess(**options, log_path=tmp_path / "worker2.log")
+        try:
+            parcel = Parcel.objects.create(delivered=True)
+            wait_logged(log, f"creating {parcel.pk}", timeout=60)
+            first.kill()
+            second.start()
+            wait_logged(log, f"creating {parcel.pk}", times=2, timeout=60)  # the load is retried
+            hold.touch()
+            wait_logged(log, f"tracked {parcel.pk}", timeout=60)
+            env.wait_event_delivered(Event.objects.get(event_name="parcel_delivered", entity_id=str(parcel.pk)))
+        finally:
+            first.kill()
+            second.kill()
+    assert lines(log)[f"tracked {parcel.pk}"] == 1
+    (tracker,) = instances("parcel_tracker")
+    assert tracker.data == {"parcel_id": str(parcel.pk)}
+
+
+def test_cancelling_an_instance_ends_it_and_releases_its_claims(dev, log):
+    guest = Guest.objects.create(name="Ada")
+    Ticket.objects.create(guest=guest)
+    (desk,) = wait_for(lambda: instances("ticket_desk"), timeout=30)
+    wait_for(lambda: EventClaim.objects.filter(holder=desk).exists(), timeout=30)
+    desk.cancel("the guest left")
+    assert desk.status == "cancelled"
+    assert not EventClaim.objects.filter(holder=desk).exists()
+    # A message from that guest now reaches no desk, and nothing is claimed.
+    Booking.objects.create(guest=guest)
+    wait_for(lambda: instances("guest_support"), timeout=30)
+    Message.objects.create(sender=guest)
+    wait_logged(log, f"support {guest.pk} got a message")
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_agent_declarations_are_refused_with_their_fix():
+    from pydantic import BaseModel
+
+    from django_ai.automation.agents.core import agent, handler
+    from facade import WorkflowDefinitionError
+
+    with pytest.raises(WorkflowDefinitionError) as no_context:
+
+        @agent("no_context", spawn_on="booking_created")
+        class NoContext:
+            pass
+
+    message = str(no_context.value)
+    assert "needs a nested `class Context(BaseModel)`" in message
+    assert "create_context(cls, event)" in message
+
+    with pytest.raises(WorkflowDefinitionError, match=r"Context has no field 'guest'"):
+
+        @agent("bad_template", spawn_on="booking_created", match={"guest_id": "{{ ctx.guest }}"})
+        class BadTemplate:
+            class Context(BaseModel):
+                guest_id: int
+
+            @classmethod
+            def create_context(cls, event):
+                return cls.Context(guest_id=1)
+
+    with pytest.raises(WorkflowDefinitionError, match=r"write \{\{ ctx.field \}\}"):
+
+        @agent("bad_syntax", spawn_on="booking_created", match={"guest_id": "{{ guest_id }}"})
+        class BadSyntax:
+            class Context(BaseModel):
+                guest_id: int
+
+            @classmethod
+            def create_context(cls, event):
+                return cls.Context(guest_id=1)
+
+    with pytest.raises(WorkflowDefinitionError, match="async def"):
+
+        class AsyncHandler:
+            @handler("booking_created")
+            async def h(self, ctx): ...
+
+    with pytest.raises(WorkflowDefinitionError, match="offset must be a datetime.timedelta"):
+        handler("checkin_due", offset=3)
+    with pytest.raises(WorkflowDefinitionError, match=r"needs the event's name"):
+
+        class Bare:
+            @handler
+            def h(self, ctx): ...
+
+    with pytest.raises(WorkflowDefinitionError, match="already used by"):
+
+        @agent("guest_support", spawn_on="booking_created")
+        class Again:
+            class Context(BaseModel):
+                guest_id: int = 0
+
+            @classmethod
+            def create_context(cls, event):
+                return cls.Context()
+
+
+def test_system_checks_report_unknown_events_and_match_fields_the_model_lacks():
+    from django.apps import apps
+    from pydantic import BaseModel
+
+    from django_ai.automation.agents.core import agent, handler
+    from django_bridge.checks import event_definition_errors
+
+    @agent("checked_agent", spawn_on="booking_created", match={"guest_idd": "{{ ctx.guest_id }}"})
+    class Checked:
+        class Context(BaseModel):
+            guest_id: int
+
+        @classmethod
+        def create_context(cls, event):
+            return cls.Context(guest_id=1)
+
+        @handler("message_received")  # Message has no guest_idd either (no match override)
+        def h(self, ctx): ...
+
+        @handler("nobody_defines_this_one")
+        def g(self, ctx): ...
+
+    messages = [f"{e.id}: {e.msg}" for e in event_definition_errors(apps.get_models())]
+    assert any(
+        m.startswith(
+            "automation.E031: agent 'checked_agent' spawn_on: match key 'guest_idd' does not fit testapp.Booking"
+        )
+        for m in messages
+    ), messages
+    assert any(m.startswith("automation.E031: agent 'checked_agent' handler h:") for m in messages), messages
+    assert (
+        "automation.E030: agent 'checked_agent' handler g: no model defines the event 'nobody_defines_this_one'."
+        in messages
+    )
+    assert not any("guest_support" in m for m in messages)  # the guide's agents are fine
+
+
+def test_claims_outside_a_run_and_releasing_what_you_do_not_hold_are_errors(dev):
+    from django_ai.automation.events import claims
+    from facade import ClaimError
+
+    with pytest.raises(ClaimError, match="inside an agent @handler or a workflow @step"):
+        claims.hold("message_received", match={"sender_id": 1})
+    from facade.contract import bind_context
+    from tests.testapp.agent_automations import GuestSupport
+
+    guest = Guest.objects.create(name="Ada")
+    Booking.objects.create(guest=guest)
+    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
+    ctx = GuestSupport.Context(guest_id=guest.pk, booking_id=1)
+    with bind_context(ctx, run_id=support.pk):
+        with pytest.raises(ClaimError, match="does not hold this claim"):
+            claims.release("message_received", match={"sender_id": guest.pk})
+        with pytest.raises(ClaimError, match="no model defines an event 'nope'"):
+            claims.hold("nope")
+        claims.hold("message_received", match={"sender_id": guest.pk})
+        claims.hold("message_received", match={"sender_id": guest.pk})  # again: nothing changes
+    assert EventClaim.objects.filter(holder=support).count() == 1
+    other = WorkflowRun.objects.create(name="x", status="running")
+    with (
+        bind_context(ctx, run_id=other.pk),
+        pytest.raises(ClaimError, match=f"already held by .* \\(run {support.pk}\\)"),
+    ):
+        claims.hold("message_received", match={"sender_id": guest.pk})
+
+
+# ---------------------------------------------------------------------- in Django: API, pages, admin
+def test_instances_show_in_the_runs_api_the_run_page_and_the_admin(dev, log):
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    guest = Guest.objects.create(name="Ada")
+    ticket = Ticket.objects.create(guest=guest)
+    (desk,) = wait_for(lambda: instances("ticket_desk"), timeout=30)
+    wait_for(lambda: EventClaim.objects.filter(holder=desk).exists(), timeout=30)
+    admin = User.objects.create_superuser("root", password="pw")
+    client = APIClient()
+    client.force_login(admin)
+    body = client.get(f"/statezero/runs/{desk.pk}/").json()
+    assert body["kind"] == "agent" and body["name"] == "ticket_desk"
+    assert body["data"]["ticket_id"] == ticket.pk
+    assert body["claims"] == [{"event_name": "message_received", "match": {"sender_id": guest.pk}}]
+    assert {"event_name": "message_received", "handler": "on_message", "match": {"sender_id": guest.pk}} in body[
+        "agent_routes"
+    ]
+    page = client.get(f"/statezero/ui/runs/{desk.pk}/")
+    assert page.status_code == 200 and b"ticket_desk" in page.content
+    change = client.get(f"/admin/django_bridge/workflowrun/{desk.pk}/change/")
+    assert change.status_code == 200
+    assert b"message_received" in change.content  # its claim, listed inline
+    claims_page = client.get("/admin/django_bridge/eventclaim/")
+    assert claims_page.status_code == 200 and b"message_received" in claims_page.content
+    listed = client.get("/admin/django_bridge/workflowrun/?kind__exact=agent")
+    assert listed.status_code == 200 and b"ticket_desk" in listed.content

@@ -109,6 +109,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "kind",
             "version",
             "status",
             "current_step",
@@ -142,8 +143,23 @@ class RunSerializer(serializers.ModelSerializer):
         }
 
 
+class ClaimSerializer(serializers.Serializer):
+    event_name = serializers.CharField()
+    match = serializers.DictField(help_text="The lookups on the event's entity the claim covers.")
+
+
+class AgentRouteSerializer(serializers.Serializer):
+    event_name = serializers.CharField()
+    handler = serializers.CharField(help_text="The handler with its own match, or empty for the agent's match.")
+    match = serializers.DictField(help_text="The match rendered with the instance's Context.")
+
+
 class RunDetailSerializer(RunSerializer):
     current_step_display = serializers.SerializerMethodField()
+    claims = serializers.SerializerMethodField(help_text="The event claims this run holds.")
+    agent_routes = serializers.SerializerMethodField(
+        help_text="An agent instance: which events reach it (empty for a workflow run, or once it ended)."
+    )
     steps = StepExecutionSerializer(source="step_executions", many=True, read_only=True)
     children = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     temporal_ui_url = serializers.CharField(read_only=True)
@@ -161,12 +177,25 @@ class RunDetailSerializer(RunSerializer):
             "children",
             "temporal_workflow_id",
             "temporal_ui_url",
+            "claims",
+            "agent_routes",
         ]
         read_only_fields = fields
 
     @extend_schema_field(DisplaySerializer)
     def get_current_step_display(self, run: WorkflowRun) -> dict[str, Any]:
         return run.current_step_display
+
+    @extend_schema_field(ClaimSerializer(many=True))
+    def get_claims(self, run: WorkflowRun) -> list[dict[str, Any]]:
+        return [{"event_name": c.event_name, "match": c.match} for c in run.claims.all()]
+
+    @extend_schema_field(AgentRouteSerializer(many=True))
+    def get_agent_routes(self, run: WorkflowRun) -> list[dict[str, Any]]:
+        return [
+            {"event_name": r.event_name, "handler": r.handler, "match": r.match}
+            for r in run.agent_routes.order_by("event_name", "handler")
+        ]
 
 
 class StartRunSerializer(serializers.Serializer):

@@ -63,7 +63,9 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
     try:
         activity_type = activity.info().activity_type
         if activity_type in _EVENT_ACTIVITIES:
-            return _EVENT_ACTIVITIES[activity_type](EventInput.from_wire(wire))
+            event_input = EventInput.from_wire(wire)
+            with heartbeats.beating(max(0.5, event_input.heartbeat_timeout / 3)):
+                return _EVENT_ACTIVITIES[activity_type](event_input)
         if activity_type == EVENT_RECORD_ACTIVITY:
             return events.record_callback_failure(CallbackInput.from_wire(wire))
         if "callback" in wire:

@@ -19,6 +19,7 @@ from django_bridge.models import Event, StepExecution, WorkflowRun
 from facade import registry
 from facade.contract import AgentDefinition, HandlerDef, bind_context
 from temporal_worker import agents, claims, outages
+from temporal_worker.display import history_display
 from temporal_worker.matching import entity_matches
 from temporal_worker.protocol import AgentHandlerInput, AgentRecord, StepStatus, WorkflowStatus
 
@@ -101,7 +102,15 @@ def _completed(inp: AgentHandlerInput, definition: AgentDefinition, data: dict[s
         changed = run.data != data
         WorkflowRun.objects.filter(pk=run.pk).update(data=data, current_step=inp.handler, updated_at=timezone.now())
         StepExecution.objects.bulk_create(
-            [StepExecution(run_id=run.pk, seq=inp.seq, step_name=inp.handler, status=StepStatus.COMPLETED)],
+            [
+                StepExecution(
+                    run_id=run.pk,
+                    seq=inp.seq,
+                    step_name=inp.handler,
+                    status=StepStatus.COMPLETED,
+                    step_display=history_display({}, inp.handler),
+                )
+            ],
             ignore_conflicts=True,
         )
         if changed:
@@ -142,7 +151,12 @@ def record(rec: AgentRecord) -> dict[str, Any]:
                 StepExecution.objects.bulk_create(
                     [
                         StepExecution(
-                            run_id=inp.run_id, seq=inp.seq, step_name=inp.handler, status=StepStatus.FAILED, error=error
+                            run_id=inp.run_id,
+                            seq=inp.seq,
+                            step_name=inp.handler,
+                            status=StepStatus.FAILED,
+                            error=error,
+                            step_display=history_display({}, inp.handler),
                         )
                     ],
                     ignore_conflicts=True,

@@ -42,10 +42,20 @@ _LIBRARY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))
 _LIBRARY_TIMEOUT = timedelta(minutes=2)
 
 
-async def _library(activity: str, wire: dict[str, Any], summary: str) -> Any:
-    """One of the library's own activities (load, occur, wake, record): retried until done."""
+async def _library(activity: str, wire: dict[str, Any], summary: str, heartbeat: float | None = None) -> Any:
+    """One of the library's own activities (load, occur, wake, record): retried until done.
+
+    ``heartbeat``: the activity heartbeats, so one cut short by a dead worker is retried after
+    that many seconds rather than after its whole timeout (loading runs user code: an agent's
+    ``create_context``).
+    """
     return await workflow.execute_activity(
-        activity, wire, start_to_close_timeout=_LIBRARY_TIMEOUT, retry_policy=_LIBRARY_RETRY, summary=summary
+        activity,
+        wire,
+        start_to_close_timeout=_LIBRARY_TIMEOUT,
+        heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+        retry_policy=_LIBRARY_RETRY,
+        summary=summary,
     )
 
 
@@ -74,7 +84,11 @@ class EventWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(inp.to_wire())
             seen = self.version
-            state = EventState.from_wire(await _library(EVENT_LOAD_ACTIVITY, inp.to_wire(), f"load {state_label(inp)}"))
+            state = EventState.from_wire(
+                await _library(
+                    EVENT_LOAD_ACTIVITY, inp.to_wire(), f"load {state_label(inp)}", heartbeat=inp.heartbeat_timeout
+                )
+            )
             if state.callbacks:
                 await self._callbacks(inp, state.callbacks)
             if state.status in ("occurred",):

@@ -245,3 +245,30 @@ class MessageAudit:
         """Runs even when another flow has claimed this event"""
         ctx.message_id = int(event.entity_id)
         note(f"audit message {ctx.message_id}")
+
+
+# ---------------------------------------------------------------------- probes for the durability tests
+@agent("parcel_tracker", spawn_on="parcel_delivered", match={"id": "{{ ctx.parcel_id }}"})
+class ParcelTracker:
+    """A UUID primary key; ``create_context`` can be held (``AGENTS_HOLD`` names a file to wait for)
+    so a test can kill the worker in the middle of a spawn."""
+
+    class Context(BaseModel):
+        parcel_id: str
+
+    @classmethod
+    def create_context(cls, event):
+        note(f"creating {event.entity_id}")
+        hold = os.environ.get("AGENTS_HOLD")
+        if hold:
+            import time
+            from pathlib import Path
+
+            deadline = time.monotonic() + 60
+            while not Path(hold).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return cls.Context(parcel_id=str(event.entity.pk))
+
+    @handler("parcel_delivered")
+    def tracked(self, ctx):
+        note(f"tracked {ctx.parcel_id}")
