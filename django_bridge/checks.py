@@ -165,7 +165,7 @@ def event_definition_errors(model_list: Any) -> list[Any]:
                 )
     errors.extend(agent_errors(model_list, defined))
     for event_name, subscribers in sorted(registry.subscribed_events().items()):
-        subscribers = [s for s in subscribers if not s.startswith("agent ")]  # agents: automation.E030
+        subscribers = [s for s in subscribers if not s.startswith("agent ")]  # agents: automation.E040
         if subscribers and event_name not in defined:
             errors.append(
                 Warning(
@@ -201,7 +201,7 @@ def agent_errors(model_list: Any, defined: set[str]) -> list[Any]:
                         f"agent {agent.name!r} {where}: no model defines the event {event_name!r}.",
                         hint="Check the name against the EventDefinition(...) lists of your models' `events`.",
                         obj=agent.cls,
-                        id="automation.E030",
+                        id="automation.E040",
                     )
                 )
                 continue
@@ -217,7 +217,7 @@ def agent_errors(model_list: Any, defined: set[str]) -> list[Any]:
                                 hint=f"Name a field (or a lookup such as guest__id, status__in) of {model._meta.label}; "
                                 "a handler on another model's event takes its own match=...",
                                 obj=agent.cls,
-                                id="automation.E031",
+                                id="automation.E041",
                             )
                         )
                     except (ValueError, TypeError):

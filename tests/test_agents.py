@@ -489,13 +489,13 @@ def test_system_checks_report_unknown_events_and_match_fields_the_model_lacks():
     messages = [f"{e.id}: {e.msg}" for e in event_definition_errors(apps.get_models())]
     assert any(
         m.startswith(
-            "automation.E031: agent 'checked_agent' spawn_on: match key 'guest_idd' does not fit testapp.Booking"
+            "automation.E041: agent 'checked_agent' spawn_on: match key 'guest_idd' does not fit testapp.Booking"
         )
         for m in messages
     ), messages
-    assert any(m.startswith("automation.E031: agent 'checked_agent' handler h:") for m in messages), messages
+    assert any(m.startswith("automation.E041: agent 'checked_agent' handler h:") for m in messages), messages
     assert (
-        "automation.E030: agent 'checked_agent' handler g: no model defines the event 'nobody_defines_this_one'."
+        "automation.E040: agent 'checked_agent' handler g: no model defines the event 'nobody_defines_this_one'."
         in messages
     )
     assert not any("guest_support" in m for m in messages)  # the guide's agents are fine
