@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from django.core.checks import Error
@@ -57,41 +58,71 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
+class MetricsWorker:
+    """One ``temporal_worker --metrics-port`` process on ``queue``; its output goes to ``log``."""
+
+    def __init__(self, address: str, queue: str, log: Path) -> None:
+        self.address, self.queue, self.log = address, queue, log
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MetricsWorker:
+        argv = ["temporal_worker", "--task-queue", self.queue, "--metrics-port", str(self.port)]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "django", *argv],
+                cwd=ROOT,
+                env={**command_env(self.address), "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: "metrics at" in self.output() or self.proc.poll() is not None, 60, message="worker silent")
+        assert self.proc.poll() is None, self.output()
+        assert f"metrics at http://0.0.0.0:{self.port}/metrics" in self.output()
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def scrape(self) -> dict[tuple[str, frozenset], float]:
+        return scrape(self.port)
+
+    def stop(self) -> None:
+        """SIGTERM: the worker finishes what it runs and exits."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture
-def metrics_worker(temporal_dev, transactional_db, tmp_path):
-    """A ``temporal_worker`` process serving metrics, with ``engine`` starting runs on its queue."""
-    port, queue = free_port(), f"metrics-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "worker.log"
+def metrics_workers(temporal_dev, transactional_db, tmp_path):
+    """Makes ``temporal_worker`` processes serving metrics on one queue, where ``engine`` starts runs."""
+    queue = f"metrics-{uuid.uuid4().hex[:8]}"
     address = temporal_dev.client.service_client.config.target_host
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "temporal_worker", "--task-queue", queue, "--metrics-port", str(port)],
-            cwd=ROOT,
-            env={**command_env(address), "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    workers: list[MetricsWorker] = []
+
+    def make() -> MetricsWorker:
+        workers.append(MetricsWorker(address, queue, tmp_path / f"worker-{len(workers) + 1}.log").start())
+        return workers[-1]
+
     temporal_dev.activate()
     automation_settings.overrides["TASK_QUEUE"] = queue
     try:
-        wait_for(
-            lambda: "metrics at" in log.read_text() or proc.poll() is not None, timeout=60, message="worker silent"
-        )
-        assert proc.poll() is None, log.read_text()
-        assert f"metrics at http://0.0.0.0:{port}/metrics" in log.read_text()
-        yield temporal_dev, port
+        yield temporal_dev, make
     finally:
         automation_settings.overrides["TASK_QUEUE"] = temporal_dev.task_queue
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for worker in workers:
+            worker.stop()
 
 
-def test_the_worker_serves_sdk_and_library_metrics(metrics_worker):
-    env, port = metrics_worker
+def test_the_worker_serves_sdk_and_library_metrics(metrics_workers):
+    env, make_worker = metrics_workers
+    worker = make_worker()
     done = [engine.start("order_fulfillment", order_id=n) for n in (1, 2)]
     failed = engine.start("final_check", all_validations_passed=False)
     waiting = engine.start("signal_demo")
@@ -103,7 +134,7 @@ def test_the_worker_serves_sdk_and_library_metrics(metrics_worker):
 
     def counted() -> dict | None:
         # The row is written before the workflow closes: the run counters follow a moment later.
-        samples = scrape(port)
+        samples = worker.scrape()
         closed = value(samples, "automation_runs_completed_total") + value(samples, "automation_runs_failed_total")
         return samples if closed >= 4 else None
 
@@ -129,6 +160,33 @@ def test_the_worker_serves_sdk_and_library_metrics(metrics_worker):
         value(samples, "temporal_activity_execution_latency_count", activity_type="order_fulfillment.ship_order") == 2
     )
     assert value(samples, "temporal_workflow_completed", workflow_type="order_fulfillment") == 2
+
+
+@pytest.mark.slow
+def test_a_replayed_history_counts_nothing_twice(metrics_workers):
+    """A run begun on one worker and finished on another: the second replays its history first."""
+    env, make_worker = metrics_workers
+    first = make_worker()
+    run = engine.start("signal_demo")
+    env.wait_until(run, lambda r: r.waiting_signal == "go")
+    assert value(first.scrape(), "automation_runs_started_total", workflow="signal_demo") == 1
+    first.stop()
+
+    second = make_worker()
+    assert engine.signal("go", {"who": "second"}, run_id=run.pk) == 1
+    assert env.wait_until_finished(run).data["who"] == "second"
+
+    def closed() -> dict | None:
+        samples = second.scrape()
+        return samples if value(samples, "automation_runs_completed_total", workflow="signal_demo") else None
+
+    samples = wait_for(closed, timeout=30, message="the second worker never counted the run completed")
+    # It re-executed the run's start while replaying (uncounted), then handled the signal live.
+    assert value(samples, "temporal_workflow_task_replay_latency_count", workflow_type="signal_demo") >= 1
+    assert value(samples, "automation_runs_started_total", workflow="signal_demo") == 0
+    assert value(samples, "automation_signals_delivered_total", workflow="signal_demo", signal="go") == 1
+    assert value(samples, "automation_runs_completed_total", workflow="signal_demo") == 1
+    assert value(samples, "automation_step_duration_seconds_count", workflow="signal_demo", step="wait_for_go") == 0
 
 
 # ---------------------------------------------------------------------------- bad ports
