@@ -101,6 +101,26 @@ def test_a_span_per_step_below_the_request_that_started_the_run(traced):
         ]
 
 
+def test_a_run_started_outside_any_span_is_the_root_of_its_own_trace(traced):
+    env, exporter = traced
+    run = engine.start("user_onboarding", user_id=3)  # a script, the CLI: no current span
+    env.wait_until_finished(run)
+    found = wait_for(
+        lambda: [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("automation.run_id") == run.pk],
+        timeout=10,
+        message="the step span was never exported",
+    )
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in found] == ["step user_onboarding.send_welcome_email"]
+    assert ancestors(found[0], spans) == [
+        "RunActivity:user_onboarding.send_welcome_email",
+        "StartActivity:user_onboarding.send_welcome_email",
+        "StartWorkflow:user_onboarding",
+    ]
+    start = next(s for s in spans if s.name == "StartWorkflow:user_onboarding")
+    assert start.parent is None
+
+
 def test_a_signal_sent_in_a_request_is_linked_from_the_run(traced):
     env, exporter = traced
     tracer = trace.get_tracer("tests")
