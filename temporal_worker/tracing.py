@@ -14,8 +14,7 @@ exporter) as usual. With tracing off nothing here imports OpenTelemetry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +26,8 @@ __all__ = ["INSTALL_HINT", "client_interceptors", "enabled", "missing", "step_sp
 INSTALL_HINT = "pip install 'django-temporal-automation[tracing]' (opentelemetry-api and opentelemetry-sdk)"
 
 TRACER_NAME = "django_temporal_automation"
+
+_NO_SPAN = nullcontext()  # reusable: what step_span answers with tracing off
 
 
 def enabled() -> bool:
@@ -55,12 +56,12 @@ def client_interceptors() -> list[Any]:
     return [TracingInterceptor()]
 
 
-@contextmanager
-def step_span(workflow: str, run_id: int, step: str, *, seq: int, attempt: int, kind: str = "step") -> Iterator[None]:
+def step_span(
+    workflow: str, run_id: int, step: str, *, seq: int, attempt: int, kind: str = "step"
+) -> AbstractContextManager[Any]:
     """A span around one attempt of a step (a child of the SDK's ``RunActivity`` span)."""
     if not enabled():
-        yield
-        return
+        return _NO_SPAN
     from opentelemetry import trace
 
     attributes = {
@@ -70,5 +71,4 @@ def step_span(workflow: str, run_id: int, step: str, *, seq: int, attempt: int, 
         "automation.seq": seq,
         "automation.attempt": attempt,
     }
-    with trace.get_tracer(TRACER_NAME).start_as_current_span(f"{kind} {workflow}.{step}", attributes=attributes):
-        yield
+    return trace.get_tracer(TRACER_NAME).start_as_current_span(f"{kind} {workflow}.{step}", attributes=attributes)
