@@ -67,7 +67,9 @@ def _quiet_core_logs() -> None:
     logger = logging.getLogger(CORE_LOGGER)
     logger.addFilter(_DropServerCapabilityNotice())
     forwarding = LogForwardingConfig(logger=logger, append_target_to_name=False)  # records on this logger: filtered
-    logging_config = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding)
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
+    )
     # One runtime with this logging and, if this process serves them, the metrics.
     telemetry.set_logging(logging_config)
     _core_logs_quiet = True
