@@ -67,6 +67,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     id="automation.E005",
                 )
             )
+        errors += _telemetry_errors()
     for alias, db in settings.DATABASES.items():
         if db.get("ENGINE", "").endswith("sqlite3") and db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
             errors.append(
@@ -76,6 +77,41 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     hint="Set OPTIONS={'transaction_mode': 'IMMEDIATE', 'timeout': 20, 'init_command': "
                     "'PRAGMA journal_mode=WAL;'} (django_bridge.sqlite.SQLITE_OPTIONS has them).",
                     id="automation.W001",
+                )
+            )
+    return errors
+
+
+def metrics_port_problem(port: Any) -> str | None:
+    """What is wrong with a metrics port (``METRICS_PORT``, ``--metrics-port``), or None."""
+    if port is None:
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        return f"{port!r} is not a port number (1-65535)"
+    return None
+
+
+def _telemetry_errors() -> list[Any]:
+    from temporal_worker import tracing
+
+    errors: list[Any] = []
+    problem = metrics_port_problem(automation_settings.METRICS_PORT)
+    if problem:
+        errors.append(
+            Error(
+                f"settings.AUTOMATION['METRICS_PORT'] is {problem}.",
+                hint="Set a free port such as 9464 for `manage.py temporal_worker` to serve /metrics on, or None.",
+                id="automation.E030",
+            )
+        )
+    if automation_settings.TRACING:
+        problem = tracing.missing()
+        if problem:
+            errors.append(
+                Error(
+                    f"{problem}.",
+                    hint=f"{tracing.INSTALL_HINT}, or set AUTOMATION['TRACING'] = False.",
+                    id="automation.E031",
                 )
             )
     return errors

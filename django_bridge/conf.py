@@ -51,6 +51,13 @@ DEFAULTS: dict[str, Any] = {
     # Signal payload keys that are not Context fields are never merged; "warn" logs them,
     # "error" refuses the payload (SignalPayloadError, nothing signalled), "ignore" says nothing.
     "UNKNOWN_SIGNAL_KEYS": "warn",
+    # Port on which `manage.py temporal_worker` serves Prometheus metrics (the Temporal SDK's
+    # and the library's) at /metrics; None serves none. `--metrics-port` overrides it.
+    "METRICS_PORT": None,
+    "METRICS_HOST": "0.0.0.0",  # the interface it binds ("127.0.0.1": this machine only)
+    # OpenTelemetry tracing through temporalio.contrib.opentelemetry (the `tracing` extra):
+    # spans for starts, signals, workflows, activities and each step, joined to the caller's trace.
+    "TRACING": False,
 }
 
 UNKNOWN_SIGNAL_KEYS_CHOICES = ("ignore", "warn", "error")

@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from django_bridge.conf import automation_settings
 from facade import TemporalUnavailableError
+from temporal_worker import tracing
 
 __all__ = [
     "START_SERVER_HINT",
@@ -72,7 +73,12 @@ def loop() -> asyncio.AbstractEventLoop:
 
 
 def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run ``coro`` on the background loop and wait for its result."""
+    """Run ``coro`` on the background loop and wait for its result.
+
+    The coroutine runs with a copy of the caller's context variables (``call_soon_threadsafe``
+    copies them), so the span of the request that calls the engine is current there and the
+    tracing interceptor makes it the parent of the start or signal.
+    """
     target = loop()
     if threading.current_thread() is _thread:
         coro.close()
@@ -84,7 +90,12 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
 
 
 async def connect() -> Client:
-    """Connect with the AUTOMATION settings (address, namespace, TLS, API key)."""
+    """Connect with the AUTOMATION settings (address, namespace, TLS, API key, tracing).
+
+    The client uses the default Temporal runtime (``telemetry`` installs the one serving
+    metrics); with ``TRACING`` on it carries the tracing interceptor, and so do the workers
+    built from it.
+    """
     s = automation_settings
     tls: Any = bool(s.TEMPORAL_TLS) or bool(s.TEMPORAL_API_KEY)
     if s.TEMPORAL_TLS_CLIENT_CERT and s.TEMPORAL_TLS_CLIENT_KEY:
@@ -97,6 +108,7 @@ async def connect() -> Client:
         namespace=s.TEMPORAL_NAMESPACE,
         api_key=s.TEMPORAL_API_KEY or None,
         tls=tls,
+        interceptors=tracing.client_interceptors(),
     )
 
 

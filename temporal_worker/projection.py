@@ -3,18 +3,22 @@
 What a transition changes comes from ``transitions`` (the same functions the interpreter
 workflow applies); this module only turns a change into ``WorkflowRun`` fields and writes it.
 Each write is keyed by ``(run, seq)`` so that an activity retried by Temporal writes nothing
-twice, and each transition is written in one transaction.
+twice, and each transition is written in one transaction. Each write is timed for the
+``automation_projection_write_seconds`` metric, labelled with its kind (``write``).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 
 from django_bridge.models import EventClaim, StepExecution, WorkflowRun
+from temporal_worker import metrics
 from temporal_worker.display import history_display
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
@@ -22,6 +26,7 @@ from temporal_worker.transitions import after_directive, clear_wait, entering, r
 __all__ = [
     "entry_fields",
     "mark_running",
+    "record_entered",
     "record_cancelled",
     "record_completed",
     "record_directive",
@@ -31,6 +36,24 @@ __all__ = [
     "save_failed_attempt",
     "update_run",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _timed(write: str) -> Callable[[F], F]:
+    """Observe each successful call as one projection write of kind ``write``."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not metrics.enabled():
+                return fn(*args, **kwargs)
+            return metrics.projection_write.timed(functools.partial(fn, *args, **kwargs), write=write)
+
+        return timed  # type: ignore[return-value]
+
+    return decorate
+
 
 # RunState field -> WorkflowRun column, where the names differ.
 _COLUMNS = {"on_timeout": "on_timeout_step", "child_run_id": "active_child_id"}
@@ -83,10 +106,18 @@ def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: st
     StepExecution.objects.bulk_create([row], ignore_conflicts=True)
 
 
+@_timed("entered")
+def record_entered(run_id: int, spec: dict[str, Any], step: str, seq: int) -> None:
+    """The run entered ``step`` as entry ``seq`` without a step activity writing it (a gate, an action)."""
+    update_run(run_id, **entry_fields(spec, step, seq))
+
+
+@_timed("running")
 def mark_running(run_id: int, step: str) -> None:
     update_run(run_id, **row_fields(running(step)))
 
 
+@_timed("failed_attempt")
 def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta | None) -> None:
     """Keep the context of an attempt that raised; back off as WAITING (semantics: "Step retries")."""
     if retry_in is None:
@@ -96,6 +127,7 @@ def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta |
         update_run(run_id, data=data, **row_fields(backoff))
 
 
+@_timed("directive")
 def record_directive(
     run_id: int, spec: dict[str, Any], step: str, seq: int, data: dict[str, Any], directive: Directive
 ) -> None:
@@ -112,6 +144,7 @@ def record_directive(
             _step_row(run_id, spec, seq, step, row.status, error=row.error)
 
 
+@_timed("step_failed")
 def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
     """A step failed without a result (retries exhausted, timed out, bad target)."""
     change: dict[str, Any] = {"current_step": step, "error": error, **clear_wait()}
@@ -122,15 +155,18 @@ def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, e
         update_run(run_id, **row_fields(change))
 
 
+@_timed("failed")
 def record_finished_failed(run_id: int, data: dict[str, Any], error: str) -> None:
     update_run(run_id, data=data, **row_fields({"error": error, "status": WorkflowStatus.FAILED, **clear_wait()}))
 
 
+@_timed("completed")
 def record_completed(run_id: int, step: str, data: dict[str, Any] | None) -> None:
     change = {"status": WorkflowStatus.COMPLETED, "progress": 1.0, "current_step": step, **clear_wait()}
     update_run(run_id, **({"data": data} if data is not None else {}), **row_fields(change))
 
 
+@_timed("cancelled")
 def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, reason: str) -> None:
     change = {
         "status": WorkflowStatus.CANCELLED,
@@ -144,6 +180,7 @@ def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, rea
         update_run(run_id, **row_fields(change))
 
 
+@_timed("signal_rejected")
 def record_signal_rejected(run_id: int, rejection: dict[str, Any]) -> None:
     """Keep the last hand-sent signal the run rejected (semantics: "Signals sent by hand")."""
     WorkflowRun.objects.filter(pk=run_id).update(rejected_signal=rejection)

@@ -60,7 +60,9 @@ def _quiet_core_logs() -> None:
     global _core_logs_quiet
     if _core_logs_quiet:
         return
-    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, TelemetryFilter
+
+    from temporal_worker import telemetry
 
     logger = logging.getLogger(CORE_LOGGER)
     logger.addFilter(_DropServerCapabilityNotice())
@@ -68,7 +70,8 @@ def _quiet_core_logs() -> None:
     logging_config = LoggingConfig(
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding
     )
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
+    # One runtime with this logging and, if this process serves them, the metrics.
+    telemetry.set_logging(logging_config)
     _core_logs_quiet = True
 
 
@@ -176,11 +179,14 @@ class TemporalTestEnvironment:
     async def _start_server(self) -> Any:
         from temporalio.testing import WorkflowEnvironment
 
+        from temporal_worker import tracing
         from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
+        # The client engine uses here, as client.connect() makes it: traced with TRACING on.
+        interceptors = tracing.client_interceptors()
         if self.time_skipping:
             return await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=find_binary("temporal-test-server"), port=self.port
+                test_server_existing_path=find_binary("temporal-test-server"), port=self.port, interceptors=interceptors
             )
         extra = (["--db-filename", self.db_filename] if self.db_filename else []) + self.dev_server_args
         return await WorkflowEnvironment.start_local(
@@ -188,6 +194,7 @@ class TemporalTestEnvironment:
             search_attributes=SEARCH_ATTRIBUTE_KEYS,
             port=self.port,
             dev_server_extra_args=extra,
+            interceptors=interceptors,
         )
 
     def start_worker(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from temporal_worker import metrics
 from temporal_worker.activities import dispatch
 from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
 
@@ -49,11 +50,14 @@ def build_worker(
     """A worker for every registered workflow.
 
     Steps are synchronous activities on a thread pool: the ORM is synchronous, and a slow
-    step must never block the event loop that answers queries and heartbeats.
+    step must never block the event loop that answers queries and heartbeats. With metrics
+    served, the worker counts runs and signals (``metrics.MetricsInterceptor``); tracing comes
+    with the client's interceptors.
     """
     from django_bridge.conf import automation_settings as s
 
     threads = int(max_concurrent_steps or s.MAX_CONCURRENT_STEPS)
+    kwargs["interceptors"] = [*kwargs.get("interceptors", ()), *metrics.worker_interceptors()]
     return Worker(
         client,
         task_queue=task_queue or str(s.TASK_QUEUE),

@@ -34,7 +34,7 @@ def _record(inp: RecordInput) -> dict[str, Any]:
     run_id, seq, step = inp.run_id, inp.seq, inp.step
     if inp.op is RecordOp.ENTER:
         spec = WorkflowRun.objects.values_list("spec", flat=True).get(pk=run_id)
-        projection.update_run(run_id, **projection.entry_fields(spec, step, seq))
+        projection.record_entered(run_id, spec, step, seq)
     elif inp.op is RecordOp.STEP_FAILED:
         spec = WorkflowRun.objects.values_list("spec", flat=True).get(pk=run_id)
         projection.record_step_failed(run_id, spec, step, seq, inp.error or "")

@@ -33,7 +33,7 @@ from facade.contract import (
     merge_into,
     validation_summary,
 )
-from temporal_worker import outages, projection
+from temporal_worker import metrics, outages, projection, tracing
 from temporal_worker.protocol import (
     ChildStart,
     Directive,
@@ -69,7 +69,8 @@ def run_step(inp: StepInput) -> StepOutcome:
     definition = registry.get(inp.workflow)
     info = activity.info()
     heartbeat_every = max(0.5, float(info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 30) / 3)
-    with heartbeats.beating(heartbeat_every) as beat:
+    span = tracing.step_span(inp.workflow, inp.run_id, inp.step, seq=inp.seq, attempt=info.attempt)
+    with span, heartbeats.beating(heartbeat_every) as beat:
         spec = compile_spec(definition)
         kept = _kept_outcome(inp, info.heartbeat_details)
         if kept is not None:
@@ -82,7 +83,8 @@ def run_step(inp: StepInput) -> StepOutcome:
         if isinstance(ready, StepOutcome):  # ends before the step's method runs
             return _write(inp, spec, ready)
         ctx, kwargs = ready
-        result = _call_step(definition, inp, ctx, kwargs)
+        with metrics.step_duration.time(workflow=inp.workflow, step=inp.step):
+            result = _call_step(definition, inp, ctx, kwargs)
         outcome = _decide(inp, spec, ctx, result)
         try:
             return _write(inp, spec, outcome, allowance=0)
@@ -362,7 +364,10 @@ def run_on_fail(inp: StepInput) -> StepOutcome:
     instance = definition.cls()
     instance.context = ctx
     handler = getattr(instance, definition.on_fail or "")
-    with bind_context(ctx, run_id=inp.run_id):
+    span = tracing.step_span(
+        inp.workflow, inp.run_id, definition.on_fail or "", seq=inp.seq, attempt=activity.info().attempt, kind="on_fail"
+    )
+    with span, bind_context(ctx, run_id=inp.run_id):
         try:
             handler(run)
         except Exception:
