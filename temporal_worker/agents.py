@@ -30,10 +30,10 @@ from temporal_worker.dispatch import event_label
 from temporal_worker.matching import entity_index_keys, entity_matches, index_entry, match_hash, render_match
 from temporal_worker.protocol import (
     AGENT_COMPLETE_SIGNAL,
-    AGENT_EVENT_SIGNAL,
     AgentStart,
     EventNotice,
     HandlerCall,
+    event_signal,
 )
 
 __all__ = ["AgentManager", "notices_for_new_instance", "route", "spawn", "write_routes"]
@@ -205,7 +205,7 @@ def _send(sends: list[tuple[WorkflowRun, AgentDefinition, EventNotice]]) -> int:
                         starts[run.pk].to_wire(),
                         id=run.temporal_workflow_id or "",
                         task_queue=run.task_queue or str(automation_settings.TASK_QUEUE),
-                        start_signal=AGENT_EVENT_SIGNAL,
+                        start_signal=event_signal(n.event_name),
                         start_signal_args=[n.to_wire()],
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                         static_summary=f"agent {definition.name} #{run.pk}",

@@ -67,7 +67,7 @@ __all__ = [
     "EventInput",
     "EventState",
     "AGENT_COMPLETE_SIGNAL",
-    "AGENT_EVENT_SIGNAL",
+    "AGENT_NOTICE_MARKER",
     "AGENT_QUERY",
     "AGENT_RECORD_ACTIVITY",
     "AGENT_SYNC_ACTIVITY",
@@ -735,7 +735,9 @@ class CallbackInput:
 # ---------------------------------------------------------------------- agents
 # An agent instance is one long-running workflow whose type is the agent's name, run by the
 # same dynamic workflow as every @workflow: its start input carries ``"agent"``.
-AGENT_EVENT_SIGNAL = "automation.agent.event"  # an EventNotice: an event this instance listens to changed
+# An EventNotice travels as the signal ``event:<name>`` (the history reads as the agent's life),
+# marked so the workflow tells it from a hand-sent signal of that name.
+AGENT_NOTICE_MARKER = "__agent_notice__"
 AGENT_COMPLETE_SIGNAL = "automation.agent.complete"  # AgentManager.complete: end after the handler running now
 AGENT_QUERY = "automation.agent.state"  # the live Context, the events it knows and the timed handlers due
 AGENT_SYNC_ACTIVITY = "automation.agent.sync"  # a new instance: the events that matter to it already
@@ -786,6 +788,7 @@ class EventNotice:
 
     def to_wire(self) -> dict[str, Any]:
         return {
+            AGENT_NOTICE_MARKER: True,
             "event_id": self.event_id,
             "event_name": self.event_name,
             "status": self.status,

@@ -224,6 +224,30 @@ def test_timed_handlers_run_before_at_and_after_the_event(fresh_ts, log):
     assert all(n == 1 for n in lines(log).values()), lines(log)
     order = [line.split(":")[0] for line in Path(log).read_text().splitlines() if line.startswith(("sms", "message"))]
     assert order == ["sms Ada", "message Ada"]
+    # The history reads as the agent's life: signals named after the events, handler activities,
+    # timers named after the timed handler and its event.
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.converter import PayloadConverter
+
+    def summary(e) -> str:
+        has = e.HasField("user_metadata") and e.user_metadata.HasField("summary")
+        return PayloadConverter.default.from_payload(e.user_metadata.summary, str) if has else ""
+
+    history = env.history(journey).events
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals[0] == "event:reservation_created" and "event:checkin_due" in signals
+    activities = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert "reservation_journey.send_pre_checkin" in activities and "reservation_journey.send_welcome" in activities
+    timers = [summary(e) for e in history if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert f"send_pre_checkin at checkin_due of Reservation {reservation.pk} −3 h" in timers
 
 
 def test_timed_handler_moves_with_the_event_and_is_cancelled_with_it(fresh_ts, log):

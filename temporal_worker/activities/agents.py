@@ -13,12 +13,13 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from temporalio import activity
 from django.utils import timezone
 
 from django_bridge.models import Event, StepExecution, WorkflowRun
 from facade import registry
 from facade.contract import AgentDefinition, HandlerDef, bind_context
-from temporal_worker import agents, claims, outages
+from temporal_worker import agents, claims, outages, tracing
 from temporal_worker.display import history_display
 from temporal_worker.matching import entity_matches
 from temporal_worker.protocol import AgentHandlerInput, AgentRecord, StepStatus, WorkflowStatus
@@ -80,8 +81,9 @@ def run_handler(inp: AgentHandlerInput) -> dict[str, Any]:
     instance.context = ctx
     positional = [ctx] if h.takes_ctx else []
     args = {"event": event} if h.takes_event else {}
+    span = tracing.step_span(inp.agent, run.pk, h.name, seq=inp.seq, attempt=activity.info().attempt, kind="handler")
     try:
-        with bind_context(ctx, run_id=run.pk), heartbeats.beating(max(0.5, inp.heartbeat_every)):
+        with span, bind_context(ctx, run_id=run.pk), heartbeats.beating(max(0.5, inp.heartbeat_every)):
             h.fn(instance, *positional, **args)
     except Exception:
         # Keep what the attempt changed, as a step does, then let Temporal retry it.

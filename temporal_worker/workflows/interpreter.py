@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from temporal_worker.protocol import (
         ACTION_UPDATE,
         AGENT_COMPLETE_SIGNAL,
-        AGENT_EVENT_SIGNAL,
+        AGENT_NOTICE_MARKER,
         AGENT_QUERY,
         DISPLAY_QUERY,
         FAILURE_TYPE,
@@ -455,11 +455,6 @@ class InterpreterWorkflow:
         return verdict.accepted
 
     # ------------------------------------------------------------------ agents
-    @workflow.signal(name=AGENT_EVENT_SIGNAL)
-    def on_agent_event(self, wire: dict[str, Any]) -> None:
-        self._agent = self._agent or AgentLoop()
-        self._agent.notify(EventNotice.from_wire(wire))
-
     @workflow.signal(name=AGENT_COMPLETE_SIGNAL)
     def on_agent_complete(self) -> None:
         self._agent = self._agent or AgentLoop()
@@ -472,6 +467,10 @@ class InterpreterWorkflow:
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
         arg = workflow.payload_converter().from_payload(args[0].payload) if args else None
+        if isinstance(arg, dict) and arg.get(AGENT_NOTICE_MARKER):  # an agent instance hears of an event
+            self._agent = self._agent or AgentLoop()
+            self._agent.notify(EventNotice.from_wire(arg))
+            return
         if isinstance(arg, dict) and arg.get(SIGNAL_MARKER):
             payload, seq = arg.get("payload") or {}, arg.get("wait_seq")
         else:  # sent by hand, e.g. from the Temporal CLI or UI: meant for the current wait
