@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from temporalio import activity
 from django.utils import timezone
+from temporalio import activity
 
 from django_bridge.models import Event, StepExecution, WorkflowRun
 from facade import registry
