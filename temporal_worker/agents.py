@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -232,10 +233,14 @@ def _start_input(run: WorkflowRun) -> AgentStart:
 
 
 # ---------------------------------------------------------------------- spawning
-def spawn(definition: AgentDefinition, event: Event) -> WorkflowRun | None:
+def spawn(definition: AgentDefinition, event: Event, *, by_hand: bool = False) -> WorkflowRun | None:
     """The instance this occurrence of the spawn event creates (or, for a singleton whose match an
     active instance already has, that one). None when ``create_context`` failed: recorded on the
-    event and logged, since retrying would fail again."""
+    event and logged, since retrying would fail again.
+
+    An occurrence creates one instance however often it is delivered (its workflow id names it);
+    ``by_hand`` (AgentManager.spawn) creates a new one each time.
+    """
     try:
         ctx = definition.create_context(event)
     except Exception as exc:
@@ -248,6 +253,8 @@ def spawn(definition: AgentDefinition, event: Event) -> WorkflowRun | None:
         f"{definition.name}:{match_hash(render_match(definition.match or {}, data))}" if definition.singleton else None
     )
     workflow_id = f"{definition.name}-agent-event{event.pk}-g{event.generation}"
+    if by_hand:
+        workflow_id += f"-{uuid.uuid4().hex[:12]}"
     try:
         with transaction.atomic():
             if key is not None:
@@ -340,7 +347,7 @@ class AgentManager:
                 f"AgentManager.spawn({name!r}, event=...) takes an Event row (Event.objects.get(...)), got {event!r}"
             )
         existing = find_instances(definition, event, None) if definition.singleton else []
-        run = WorkflowRun.objects.get(pk=existing[0]) if existing else spawn(definition, event)
+        run = WorkflowRun.objects.get(pk=existing[0]) if existing else spawn(definition, event, by_hand=True)
         if run is None:
             raise InvalidInputError(
                 f"agent {name!r}: create_context(event) raised for {event_label(event)}; see the log for why."

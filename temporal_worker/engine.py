@@ -470,6 +470,14 @@ class Engine:
     def retry(self, run_id: int) -> None:
         """Restart a failed (or stuck) run at its current step with its saved context (semantics: "Retrying a failed run")."""
         run = self._get_run(run_id, "retry")
+        if run.kind == WorkflowRun.Kind.AGENT:
+            raise RunStateError(
+                f"run {run.pk} is an instance of the agent {run.name!r}: agents have no step to retry (a failed "
+                "handler is retried by its Retry and the instance goes on); spawn a new instance with "
+                "AgentManager.spawn if this one was cancelled.",
+                workflow=run.name,
+                run_id=run.pk,
+            )
         if run.status in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
             raise RunStateError(
                 f"run {run.pk} ({run.name}) is {run.status}; only a failed or stuck run can be retried.",

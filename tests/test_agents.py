@@ -582,3 +582,25 @@ def test_instances_show_in_the_runs_api_the_run_page_and_the_admin(dev, log):
     assert claims_page.status_code == 200 and b"message_received" in claims_page.content
     listed = client.get("/admin/django_bridge/workflowrun/?kind__exact=agent")
     assert listed.status_code == 200 and b"ticket_desk" in listed.content
+
+
+def test_agent_manager_spawns_by_hand_and_refuses_what_does_not_fit(dev, log):
+    from django_ai.automation.agents.core import AgentManager
+    from facade import InvalidInputError, RunStateError, UnknownWorkflowError, engine
+
+    guest = Guest.objects.create(name="Ada")
+    booking = Booking.objects.create(guest=guest)
+    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
+    event = Event.objects.get(event_name="booking_created", entity_id=str(booking.pk))
+    assert AgentManager.spawn("guest_support", event=event) == support  # a singleton: the active one
+    AgentManager.complete(support)
+    again = AgentManager.spawn("guest_support", event=event)  # ended: a new instance
+    assert again.pk != support.pk and again.kind == "agent"
+    wait_for(lambda: WorkflowRun.objects.get(pk=again.pk).temporal_workflow_id and query(dev, again)["context"], timeout=30)
+    assert list(AgentManager.list_active("guest_support")) == [WorkflowRun.objects.get(pk=again.pk)]
+    with pytest.raises(UnknownWorkflowError, match="no agent is registered as 'nope'"):
+        AgentManager.spawn("nope", event=event)
+    with pytest.raises(InvalidInputError, match="takes an Event row"):
+        AgentManager.spawn("guest_support", event=booking)
+    with pytest.raises(RunStateError, match="agents have no step to retry"):
+        engine.retry(again.pk)
