@@ -87,6 +87,9 @@ class Registry:
     def is_agent(self, name: str) -> bool:
         return name in self._agents
 
+    def agent_names(self) -> list[str]:
+        return sorted(self._agents)
+
     def register_callback(self, callback: Callback) -> None:
         # Keyed by where the function lives: importing a module twice registers nothing twice.
         self._callbacks[f"{callback.phase}:{callback.name}"] = callback

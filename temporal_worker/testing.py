@@ -349,6 +349,12 @@ class TemporalTestEnvironment:
 
         bridge.run_sync(closed(), timeout=timeout + 10)
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until this process's worker runs no activity (for example before a test's rows go)."""
+        from temporal_worker.activities import in_flight
+
+        wait_for(lambda: in_flight.count == 0, timeout=timeout, message="activities still running")
+
     def wait_event_delivered(self, event: Any, timeout: float = 30.0) -> None:
         """Wait until the event's workflow has delivered it (callbacks, runs, waits) and closed.
 

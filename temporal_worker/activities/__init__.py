@@ -10,6 +10,7 @@ thread pool so a slow step never blocks the worker's event loop.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,12 +52,37 @@ _EVENT_ACTIVITIES = {
     EVENT_SIGNAL_ACTIVITY: events.deliver_signals,
 }
 
-__all__ = ["HeartbeatTicker", "dispatch", "heartbeats"]
+__all__ = ["HeartbeatTicker", "dispatch", "heartbeats", "in_flight"]
+
+
+class InFlight:
+    """How many activities this process is running now (a test waits for none before it drops
+    the database its rows live in)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+in_flight = InFlight()
 
 
 @activity.defn(dynamic=True)
 def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
     """Entry point of every activity of the interpreter workflow."""
+    with in_flight:
+        return _dispatch(args)
+
+
+def _dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
     wire = activity.payload_converter().from_payload(args[0].payload, dict)
     # Django's request signals never fire in a worker: close stale connections ourselves.
     close_old_connections()
