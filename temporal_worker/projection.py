@@ -26,7 +26,9 @@ __all__ = [
     "record_completed",
     "record_directive",
     "record_finished_failed",
+    "record_reconciled",
     "record_step_failed",
+    "record_signal_rejected",
     "row_fields",
     "save_failed_attempt",
     "update_run",
@@ -144,3 +146,29 @@ def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, rea
 def record_signal_rejected(run_id: int, rejection: dict[str, Any]) -> None:
     """Keep the last hand-sent signal the run rejected (semantics: "Signals sent by hand")."""
     WorkflowRun.objects.filter(pk=run_id).update(rejected_signal=rejection)
+
+
+# The repair notes a row keeps (the newest); older ones are in the worker's log.
+REPAIRS_KEPT = 20
+
+
+def record_reconciled(run_id: int, seen: datetime, fields: dict[str, Any], note: dict[str, Any]) -> bool:
+    """Make a row follow its Temporal workflow (the reconciler's repair); returns whether it was written.
+
+    Written only if the row is still unfinished and unchanged since the reconciler read it
+    (``updated_at == seen``): a transition, a retry or a start that landed meanwhile wins, and
+    a repeated repair finds nothing to do.
+    """
+    with transaction.atomic():
+        row = (
+            WorkflowRun.objects.select_for_update()
+            .filter(pk=run_id, updated_at=seen)
+            .exclude(status__in=WorkflowStatus.finished())
+            .values_list("pk", "repairs")
+            .first()
+        )
+        if row is None:
+            return False
+        kept = [*(row[1] or []), note][-REPAIRS_KEPT:]
+        WorkflowRun.objects.filter(pk=run_id).update(**fields, repairs=kept, updated_at=timezone.now())
+    return True
