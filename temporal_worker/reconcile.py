@@ -143,13 +143,15 @@ def reconcile_once(
     after: int = 0,
     visibility: bool | None = None,
     on_repair: Callable[[Repair, bool], None] | None = None,
+    log: bool = True,
 ) -> PassResult:
     """Check up to ``batch_size`` unfinished rows with pk > ``after`` against Temporal; repair them.
 
     ``dry_run`` finds the repairs and writes none. ``visibility=False`` describes every row
     instead of asking visibility first (None: use it when the server has it). ``on_repair`` is
     called with each repair and whether it was written. An outage (database or Temporal) stops
-    the pass: ``PassResult.skipped`` says why, in one line that is also logged.
+    the pass: ``PassResult.skipped`` says why, in one line. Each repair written and a skipped
+    pass are logged, unless ``log`` is false (the command prints them instead).
     """
     _, default_batch, default_grace = reconcile_settings()
     batch = int(batch_size or default_batch)
@@ -175,8 +177,9 @@ def reconcile_once(
                 )
                 if written:
                     result.applied.append(repair)
-                    logger.warning("reconciler: %s", repair)
-                elif not dry_run:
+                    if log:
+                        logger.warning("reconciler: %s", repair)
+                elif not dry_run and log:
                     logger.info("reconciler: run %s changed meanwhile; left as it is", repair.run_id)
                 if on_repair is not None:
                     on_repair(repair, written)
@@ -192,7 +195,7 @@ def reconcile_once(
             f"the reconciler skipped this pass: the database is unavailable ({' '.join(str(exc).split())}); "
             "it changes nothing until the database is back"
         )
-    if result.skipped:
+    if result.skipped and log:
         logger.warning("%s", result.skipped)
     return result
 

@@ -49,7 +49,8 @@ class Command(AutomationCommand):
             else:
                 self.stdout.write(f"left run {repair.run_id} ({repair.workflow}) as it is: it changed meanwhile")
 
-        result = reconcile(dry_run=dry_run, grace=grace, batch_size=batch, on_repair=report)
+        # What it does is printed here (each repair, or the one line of a skipped pass), not logged too.
+        result = reconcile(dry_run=dry_run, grace=grace, batch_size=batch, on_repair=report, log=False)
         if result.skipped:
             raise CommandError(result.skipped)
         done = len(result.found) if dry_run else len(result.applied)
