@@ -7,17 +7,12 @@ file forgets it) reaches no activity, and the row would stay unfinished forever.
 the unfinished rows with Temporal, which is the source of truth, and repairs them
 (semantics: "The projection follows Temporal"):
 
-===========================  ===========================================================
-Temporal says                the row becomes
-===========================  ===========================================================
-terminated                   failed, ``terminated in Temporal: <reason>``
-timed out                    failed, ``timed out in Temporal (...)``
-failed / cancelled /         failed (the failure's message) / cancelled / completed
-completed
-reset (running again)        the state the workflow holds (step, wait, Context), once it
-                             waits or sleeps: it stays unfinished
-no such workflow             failed, ``its workflow ... does not exist in Temporal``
-===========================  ===========================================================
+- terminated: failed, ``terminated in Temporal: <reason>``;
+- timed out: failed, ``timed out in Temporal (its execution timeout of N s ran out)``;
+- failed, cancelled or completed (the run's own record was lost): the same, with its Context;
+- reset (running again from an earlier point): the state the workflow holds (step, wait,
+  Context), read once it waits or sleeps; the row stays unfinished;
+- no such workflow: failed, ``its workflow ... does not exist in Temporal``.
 
 Each repair is logged, and kept on the row (``WorkflowRun.repairs``) for the run page. A pass
 checks at most ``RECONCILE_BATCH_SIZE`` rows, each unchanged for ``RECONCILE_GRACE`` seconds (a

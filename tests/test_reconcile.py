@@ -319,6 +319,37 @@ def test_the_time_skipping_server_has_no_visibility_and_is_described(ts):
     assert bridge.server_features.get("visibility") is False
 
 
+def test_runs_whose_own_record_was_lost_end_as_temporal_says(dev):
+    """Completed, failed and cancelled in Temporal while the row says running (a lost write)."""
+    completed = dev.wait_until_finished(engine.start("user_onboarding", user_id=7))
+    failed = dev.wait_until_finished(engine.start("final_check", all_validations_passed=False))
+    cancelled = suspended_approval(dev)
+    engine.cancel(cancelled.pk)
+    for run in (completed, failed, cancelled):
+        dev.wait_closed(run)
+    lost = {"status": WorkflowStatus.RUNNING, "error": "", "finished_at": None, "data": {}}
+    WorkflowRun.objects.filter(pk__in=[completed.pk, failed.pk, cancelled.pk]).update(**lost)
+
+    result = reconcile_once(grace=0, visibility=False)
+
+    assert sorted((r.run_id, r.what, r.to_status) for r in result.applied) == sorted(
+        [
+            (completed.pk, "completed", "completed"),
+            (failed.pk, "failed", "failed"),
+            (cancelled.pk, "cancelled", "cancelled"),
+        ]
+    )
+    completed.refresh_from_db()
+    assert completed.status == WorkflowStatus.COMPLETED and completed.progress == 1.0
+    assert completed.data == {"user_id": 7, "email_sent": True, "profile_completed": False}  # the result's Context
+    failed.refresh_from_db()
+    assert (failed.status, failed.error) == (WorkflowStatus.FAILED, "Validation failed: missing required documents")
+    assert failed.data["all_validations_passed"] is False  # the failure's Context
+    cancelled.refresh_from_db()
+    assert (cancelled.status, cancelled.error) == (WorkflowStatus.CANCELLED, "cancelled in Temporal")
+    assert all(r.finished_at is not None for r in (completed, failed, cancelled))
+
+
 def test_a_row_whose_workflow_does_not_exist(dev):
     definition = registry.get("approval")
     spec = compile_spec(definition)
