@@ -48,6 +48,14 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the worker's sweeps of the model events outbox (changes whose dispatch at
     # commit was lost); a safety net: events are dispatched on commit, not by this sweep.
     "EVENT_SWEEP_INTERVAL": 60.0,
+    # The reconciler (temporal_worker/reconcile.py): seconds between the worker's passes over
+    # unfinished runs, making rows follow workflows terminated, timed out, reset or lost in
+    # Temporal (0 turns the worker's passes off; `manage.py automation_reconcile` runs one);
+    # rows checked per pass; and seconds a row must have been unchanged before it is checked
+    # (a start, a retry or a transition in flight is left alone).
+    "RECONCILE_INTERVAL": 60.0,
+    "RECONCILE_BATCH_SIZE": 500,
+    "RECONCILE_GRACE": 300.0,
     # Signal payload keys that are not Context fields are never merged; "warn" logs them,
     # "error" refuses the payload (SignalPayloadError, nothing signalled), "ignore" says nothing.
     "UNKNOWN_SIGNAL_KEYS": "warn",

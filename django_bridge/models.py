@@ -85,6 +85,13 @@ class WorkflowRun(models.Model):
         "{signal, payload, error, step, wait_seq, at}. The run kept waiting.",
     )
 
+    repairs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the reconciler changed so the row follows its Temporal workflow (terminated, timed out, "
+        "reset or missing there), oldest first: [{at, what, detail, from_status, to_status, temporal_run_id}].",
+    )
+
     completion_display = models.JSONField(default=dict, blank=True)
     waiting_display = models.JSONField(default=dict, blank=True)
 

@@ -25,7 +25,7 @@ from django_bridge.event_rows import models_defining
 from django_bridge.models import AgentRoute, Event, StepExecution, WorkflowRun
 from facade import InvalidInputError, RunStateError, WorkflowStatus, registry
 from facade.contract import AgentDefinition, HandlerDef
-from temporal_worker import claims
+from temporal_worker import claims, projection
 from temporal_worker import client as bridge
 from temporal_worker.dispatch import event_label
 from temporal_worker.matching import entity_index_keys, entity_matches, index_entry, match_hash, render_match
@@ -259,8 +259,10 @@ def spawn(definition: AgentDefinition, event: Event, *, by_hand: bool = False) -
         with transaction.atomic():
             if key is not None:
                 existing = WorkflowRun.objects.filter(agent_key=key).first()
-                if existing is not None:
+                if existing is not None and not existing.is_finished:
                     return existing
+                if existing is not None:  # ended without freeing its key (closed by other means)
+                    WorkflowRun.objects.filter(pk=existing.pk).update(agent_key=None)
             run, created = WorkflowRun.objects.get_or_create(
                 temporal_workflow_id=workflow_id,
                 defaults={
@@ -416,16 +418,9 @@ def active_instance_count(name: str) -> int:
 
 
 def ended(run_id: int, status: str, reason: str = "") -> None:
-    """The instance's workflow ended: final row, no routes, no claims."""
+    """The instance's workflow ended: final row, no key, no routes, no claims."""
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+    if status == WorkflowStatus.CANCELLED:
+        fields["error"] = reason or "cancelled"
     with transaction.atomic():
-        fields: dict[str, Any] = {
-            "status": status,
-            "agent_key": None,
-            "finished_at": timezone.now(),
-            "updated_at": timezone.now(),
-        }
-        if status == WorkflowStatus.CANCELLED:
-            fields["error"] = reason or "cancelled"
-        WorkflowRun.objects.filter(pk=run_id).update(**fields)
-        AgentRoute.objects.filter(run_id=run_id).delete()
-        claims.release_all(run_id)
+        projection.update_run(run_id, **fields)

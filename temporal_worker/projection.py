@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.utils import timezone
 
-from django_bridge.models import EventClaim, StepExecution, WorkflowRun
+from django_bridge.models import AgentRoute, EventClaim, StepExecution, WorkflowRun
 from temporal_worker import metrics
 from temporal_worker.display import history_display
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
@@ -31,7 +31,9 @@ __all__ = [
     "record_completed",
     "record_directive",
     "record_finished_failed",
+    "record_reconciled",
     "record_step_failed",
+    "record_signal_rejected",
     "row_fields",
     "save_failed_attempt",
     "update_run",
@@ -82,11 +84,20 @@ def entry_fields(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
 
 def update_run(run_id: int, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
+    final = fields.get("status") in WorkflowStatus.finished()
+    if final:
+        fields["agent_key"] = None  # an agent instance that ended frees its match for a new one
     if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
         raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
-    if fields.get("status") in WorkflowStatus.finished():
-        # A run that ended releases the claims it held (semantics: "Claims").
-        EventClaim.objects.filter(holder_id=run_id).delete()
+    if final:
+        release_ended(run_id)
+
+
+def release_ended(run_id: int) -> None:
+    """A run that ended releases the claims it held and, an agent instance, its routes
+    (semantics: "Claims", "Agents")."""
+    EventClaim.objects.filter(holder_id=run_id).delete()
+    AgentRoute.objects.filter(run_id=run_id).delete()
 
 
 def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: str, error: str = "") -> None:
@@ -184,3 +195,33 @@ def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, rea
 def record_signal_rejected(run_id: int, rejection: dict[str, Any]) -> None:
     """Keep the last hand-sent signal the run rejected (semantics: "Signals sent by hand")."""
     WorkflowRun.objects.filter(pk=run_id).update(rejected_signal=rejection)
+
+
+# The repair notes a row keeps (the newest); older ones are in the worker's log.
+REPAIRS_KEPT = 20
+
+
+def record_reconciled(run_id: int, seen: datetime, fields: dict[str, Any], note: dict[str, Any]) -> bool:
+    """Make a row follow its Temporal workflow (the reconciler's repair); returns whether it was written.
+
+    Written only if the row is still unfinished and unchanged since the reconciler read it
+    (``updated_at == seen``): a transition, a retry or a start that landed meanwhile wins, and
+    a repeated repair finds nothing to do.
+    """
+    with transaction.atomic():
+        row = (
+            WorkflowRun.objects.select_for_update()
+            .filter(pk=run_id, updated_at=seen)
+            .exclude(status__in=WorkflowStatus.finished())
+            .values_list("pk", "repairs")
+            .first()
+        )
+        if row is None:
+            return False
+        kept = [*(row[1] or []), note][-REPAIRS_KEPT:]
+        final = fields.get("status") in WorkflowStatus.finished()
+        extra = {"agent_key": None} if final else {}
+        WorkflowRun.objects.filter(pk=run_id).update(**fields, **extra, repairs=kept, updated_at=timezone.now())
+        if final:
+            release_ended(run_id)
+    return True

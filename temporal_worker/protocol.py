@@ -34,6 +34,7 @@ __all__ = [
     "RUN_DELETED",
     "SEARCH_ATTRIBUTE_NAMES",
     "SIGNAL_MARKER",
+    "STATE_QUERY",
     "ChildOutcome",
     "ChildStart",
     "Complete",
@@ -87,6 +88,9 @@ ACTION_UPDATE = "automation.action"
 """The Temporal Update that submits a human step (an action)."""
 DISPLAY_QUERY = "current_step_display"
 """The Temporal query answering a run's live display."""
+STATE_QUERY = "automation.state"
+"""The Temporal query answering a run's state as the workflow holds it: its ``RunState`` fields, the
+entry ``seq`` and the Context (what the reconciler writes to a row whose run was reset)."""
 SIGNAL_MARKER = "__automation_signal__"
 """Key that marks a signal sent by the engine (with its wait sequence) from one sent by hand."""
 FAILURE_TYPE = "WorkflowFailed"

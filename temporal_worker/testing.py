@@ -125,6 +125,7 @@ class TemporalTestEnvironment:
         self.env: Any = None
         self._worker_task: asyncio.Task[Any] | None = None
         self._sweep_task: asyncio.Task[Any] | None = None
+        self._reconcile_task: asyncio.Task[Any] | None = None
         self._saved_overrides: dict[str, Any] = {}
         self._saved_client: Any = None
 
@@ -201,7 +202,10 @@ class TemporalTestEnvironment:
         from django_bridge.conf import automation_settings
         from temporal_worker import client as bridge
         from temporal_worker.dispatch import sweep_forever
+        from temporal_worker.reconcile import reconcile_forever, reconcile_settings
         from temporal_worker.worker import build_worker
+
+        reconcile_interval = reconcile_settings()[0]
 
         async def launch() -> None:
             worker = build_worker(self.env.client, self.task_queue, max_concurrent_steps=self.max_concurrent_steps)
@@ -209,6 +213,8 @@ class TemporalTestEnvironment:
             loop = asyncio.get_running_loop()
             self._worker_task = loop.create_task(worker.run())
             self._sweep_task = loop.create_task(sweep_forever(float(automation_settings.EVENT_SWEEP_INTERVAL)))
+            if reconcile_interval:  # as the worker command does
+                self._reconcile_task = loop.create_task(reconcile_forever(reconcile_interval))
 
         bridge.run_sync(launch(), timeout=30)
 
@@ -219,8 +225,9 @@ class TemporalTestEnvironment:
             return
 
         async def shutdown() -> None:
-            if self._sweep_task is not None:
-                self._sweep_task.cancel()
+            for task in (self._sweep_task, self._reconcile_task):
+                if task is not None:
+                    task.cancel()
             await self._worker.shutdown()
             try:
                 await self._worker_task  # type: ignore[misc]

@@ -70,6 +70,9 @@ AUTOMATION = {
     "HEARTBEAT_TIMEOUT": 2.0,
     # The outbox sweep (a safety net) every second, so the tests of lost dispatches stay short.
     "EVENT_SWEEP_INTERVAL": 1.0,
+    # The reconciler's passes every second too (they leave rows changed within RECONCILE_GRACE,
+    # 300 s, alone, so they repair nothing the tests did not set up).
+    "RECONCILE_INTERVAL": 1.0,
     # The HTTP tests' workflows (the guide's StateZero examples); not an auto-discovered module name.
     "WORKFLOW_MODULES": ["tests.testapp.action_workflows"],
 }

@@ -81,6 +81,20 @@ class StepExecutionSerializer(serializers.ModelSerializer):
         fields = ["seq", "step_name", "status", "error", "display", "step_display", "created_at"]
 
 
+class RepairSerializer(serializers.Serializer):
+    """A change the reconciler made so the row follows Temporal (semantics: "The projection follows Temporal")."""
+
+    at = serializers.CharField(help_text="When it was made (ISO 8601).")
+    what = serializers.ChoiceField(
+        choices=["terminated", "timed_out", "failed", "cancelled", "completed", "reset", "missing"],
+        help_text="What Temporal did that the row had not followed.",
+    )
+    detail = serializers.CharField(help_text='As people read it, e.g. "terminated in Temporal: <reason>".')
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    temporal_run_id = serializers.CharField(allow_blank=True, help_text="The Temporal run it followed.")
+
+
 def run_page_url(run_id: int) -> str | None:
     try:
         return reverse("django_bridge:run-page", args=[run_id])
@@ -163,6 +177,7 @@ class RunDetailSerializer(RunSerializer):
     steps = StepExecutionSerializer(source="step_executions", many=True, read_only=True)
     children = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     temporal_ui_url = serializers.CharField(read_only=True)
+    repairs = RepairSerializer(many=True, read_only=True)
 
     class Meta(RunSerializer.Meta):
         fields = RunSerializer.Meta.fields + [
@@ -173,6 +188,7 @@ class RunDetailSerializer(RunSerializer):
             "wake_at",
             "wait_seq",
             "rejected_signal",
+            "repairs",
             "steps",
             "children",
             "temporal_workflow_id",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         SEARCH_ATTRIBUTE_NAMES,
         SIGNAL_CHECK_ACTIVITY,
         SIGNAL_MARKER,
+        STATE_QUERY,
         ActionSubmission,
         ActionSubmitter,
         AgentStart,
@@ -73,6 +74,21 @@ STATUS_KEY, STEP_KEY, WAITING_KEY = (SearchAttributeKey.for_keyword(name) for na
 SEARCH_ATTRIBUTE_KEYS = (STATUS_KEY, STEP_KEY, WAITING_KEY)
 
 _NOT_RECEIVED = object()
+
+# The RunState fields the state query answers (wake_after is answered as the absolute wake_at).
+STATE_FIELDS = (
+    "status",
+    "current_step",
+    "progress",
+    "waiting_for",
+    "waiting_signal",
+    "wait_seq",
+    "on_timeout",
+    "waiting_display",
+    "waiting_match",
+    "completion_display",
+    "child_run_id",
+)
 
 
 class RunFailed(Exception):
@@ -117,6 +133,7 @@ class InterpreterWorkflow:
         # Set when this workflow is an agent instance (its start input carries "agent"); created
         # by the first event signal when that arrives with the start.
         self._agent: AgentLoop | None = None
+        self._wake_from: datetime | None = None
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
@@ -563,11 +580,28 @@ class InterpreterWorkflow:
     def display(self) -> dict[str, Any]:
         return current_step_display(self.spec, self.state)
 
+    @workflow.query(name=STATE_QUERY)
+    def current_state(self) -> dict[str, Any]:
+        # A query is recorded in no history: adding one changes nothing for runs in flight.
+        state = {f: getattr(self.state, f) for f in STATE_FIELDS}
+        wake_after, wake_at = self.state.wake_after, None
+        if wake_after is not None and self._wake_from is not None:
+            wake_at = (self._wake_from + timedelta(seconds=wake_after)).isoformat()
+        return {
+            **state,
+            "status": self.state.status.value,
+            "wake_at": wake_at,
+            "seq": self.seq,
+            "context": self.context,
+        }
+
     def _apply(self, step: str, directive: Directive) -> None:
         change, _ = after_directive(self.spec, step, self.seq, directive)
         self._set(**change)
 
     def _set(self, **change: Any) -> None:
+        if change.get("wake_after") is not None:
+            self._wake_from = workflow.now()  # wake_after counts from here (for the state query)
         self.state.apply(change)
         state = self.state
         details = [f"**{self.name}** run {self.run_id}", f"status: {state.status.value}", f"step: {state.current_step}"]

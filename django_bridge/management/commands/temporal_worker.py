@@ -32,10 +32,12 @@ class Command(AutomationCommand):
         from facade import registry
         from temporal_worker import client as bridge
         from temporal_worker.dispatch import sweep_forever
+        from temporal_worker.reconcile import reconcile_forever, reconcile_settings
         from temporal_worker.worker import build_worker
 
         # A port that cannot be served is a mistake in the command line: said before anything else.
         metrics_url = self.serve_metrics(options.get("metrics_port"))
+        reconcile_interval = reconcile_settings()[0]
         problems = run_checks(tags=[TEMPORAL_TAG], include_deployment_checks=True)
         if problems:
             raise CommandError("\n".join(f"{p.msg}\nHINT: {p.hint}" for p in problems))
@@ -55,11 +57,16 @@ class Command(AutomationCommand):
             async with build_worker(client, queue, max_concurrent_steps=options.get("max_concurrent_steps")):
                 # Model event changes whose dispatch was lost (Temporal down at commit, a crash):
                 # sent now, then periodically, as a safety net.
-                sweep = asyncio.get_running_loop().create_task(sweep_forever(float(s.EVENT_SWEEP_INTERVAL)))
+                background = [asyncio.get_running_loop().create_task(sweep_forever(float(s.EVENT_SWEEP_INTERVAL)))]
+                if reconcile_interval:
+                    # Rows whose workflow was terminated, timed out, reset or lost in Temporal
+                    # follow it (semantics: "The projection follows Temporal").
+                    background.append(asyncio.get_running_loop().create_task(reconcile_forever(reconcile_interval)))
                 try:
                     await stop.wait()  # leaving the block shuts down: running steps finish first
                 finally:
-                    sweep.cancel()
+                    for task in background:
+                        task.cancel()
 
         # Signals reach the main thread; the worker lives on the background loop.
         def request_stop(signum: int, frame: Any) -> None:

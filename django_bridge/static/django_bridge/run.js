@@ -160,9 +160,22 @@
     box.textContent = current ? "A signal sent by hand was rejected: " + r.error : "";
   }
 
+  // What the reconciler changed so the row follows Temporal (terminated, timed out, reset there).
+  function renderRepairs(run) {
+    var list = document.getElementById("repairs");
+    if (!list) return;
+    var repairs = run.repairs || [];
+    list.textContent = "";
+    repairs.forEach(function (r) {
+      list.appendChild(el("li", { text: "Changed to follow Temporal: " + r.detail }));
+    });
+    list.hidden = repairs.length === 0;
+  }
+
   function renderScreen(run, display) {
     showNotice("");
     renderRejected(run);
+    renderRepairs(run);
     if (display.status === "completed") return showCompleted(display.completion_display || {});
     if (display.status === "failed") return showFinished("failed", "Failed", run.error || "The run failed.");
     if (display.status === "cancelled") return showFinished("cancelled", "Cancelled", run.error || "The run was cancelled.");
