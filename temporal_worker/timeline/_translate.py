@@ -391,6 +391,7 @@ class _Translator:
             Outcome.SUBMITTED,
             at,
             step=gate.step if gate else "",
+            seq=gate.seq if gate else None,
             target=submission.action,
             ended_at=at,
         )
