@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -46,12 +47,22 @@ TIMEOUT = 10.0
 ROWS_ONLY = "showing the step history rows instead (completed and failed steps only)"
 
 _closed: OrderedDict[tuple[str, str, str], ExecutionTimeline] = OrderedDict()
+# The run ids that came before an execution a retry started: later retries add later ones only.
+_before: OrderedDict[tuple[str, str, str], list[str]] = OrderedDict()
 _lock = threading.Lock()
 
 
 def clear_cache() -> None:
     with _lock:
         _closed.clear()
+        _before.clear()
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    with _lock:
+        cache[key] = value
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
 
 
 def run_timeline(run: WorkflowRun) -> Timeline:
@@ -74,6 +85,8 @@ def run_timeline(run: WorkflowRun) -> Timeline:
             run, f"Temporal is unreachable at {s.TEMPORAL_ADDRESS} (namespace {s.TEMPORAL_NAMESPACE}): {detail}"
         )
     except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND and not run.temporal_run_id:
+            return _from_rows(run, f"its workflow {workflow_id} never started on Temporal")
         if err.status == RPCStatusCode.NOT_FOUND:
             return _from_rows(
                 run,
@@ -137,30 +150,41 @@ async def _before_retry(
     no link to the execution before it, so they are found through visibility."""
     if first.started_at is None:
         return []
-    try:
-        found = [
-            e
-            async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"', page_size=100)
-            if e.run_id != first.run_id and e.start_time < first.started_at
-        ]
-    except RPCError as err:
-        notes.append(
-            f"the Temporal executions before the retry are not shown: visibility cannot list them ({err.message})"
-        )
-        return []
-    found.sort(key=lambda e: e.start_time)
+    key = (client.namespace, workflow_id, first.run_id)
+    with _lock:
+        found = _before.get(key)
+    if found is None:
+        try:
+            listed = [
+                e
+                async for e in client.list_workflows(f"WorkflowId = {_quoted(workflow_id)}", page_size=100)
+                if e.run_id != first.run_id and e.start_time < first.started_at
+            ]
+        except RPCError as err:
+            notes.append(
+                f"the Temporal executions before the retry are not shown: visibility cannot list them ({err.message})"
+            )
+            return []
+        found = [e.run_id for e in sorted(listed, key=lambda e: e.start_time)]
+        if found:  # none yet may be visibility lagging behind: ask again next time
+            _remember(_before, key, found)
     if room <= 0 or len(found) > room:
         notes.append(f"showing the last {MAX_EXECUTIONS} Temporal histories of this run")
         found = found[-room:] if room > 0 else []
     earlier = []
-    for e in found:
+    for run_id in found:
         try:
-            earlier.append(await _execution(client, workflow_id, e.run_id))
+            earlier.append(await _execution(client, workflow_id, run_id))
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
             notes.append("some earlier Temporal histories are gone (past the namespace's retention period)")
     return earlier
+
+
+def _quoted(value: str) -> str:
+    """A string literal of Temporal's visibility query language."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 async def _execution(client: Client, workflow_id: str, run_id: str) -> ExecutionTimeline:
@@ -173,8 +197,5 @@ async def _execution(client: Client, workflow_id: str, run_id: str) -> Execution
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     execution = translate(run_id, history.events, client.data_converter.payload_converter)
     if execution.closed:
-        with _lock:
-            _closed[key] = execution
-            while len(_closed) > CACHE_SIZE:
-                _closed.popitem(last=False)
+        _remember(_closed, key, execution)
     return execution

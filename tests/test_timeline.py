@@ -295,6 +295,29 @@ def test_a_history_temporal_no_longer_has_falls_back_with_a_note(dev):
     assert "Temporal has no history of workflow order_fulfillment-gone-00000000" in timeline.note
     assert len(timeline.entries) == 3
 
+    WorkflowRun.objects.filter(pk=run.pk).update(temporal_run_id="")  # as after a start Temporal refused
+    assert "its workflow order_fulfillment-gone-00000000 never started on Temporal" in engine.timeline(run.pk).note
+
+
+def test_reminders_sleeping_a_day_twice_on_the_time_skipping_server(ts):
+    """The guide's reminders: send_reminder sleeps 24 hours twice, then goes to escalate."""
+    run = ts.wait_until_finished(engine.start("reminders"))
+    assert list(run.step_executions.values_list("step_name", flat=True)) == ["send_reminder", "escalate"]
+
+    def ended():
+        timeline = engine.timeline(run.pk)
+        return timeline if timeline.entries[-1].kind == EntryKind.RUN else None
+
+    timeline = wait_for(ended, timeout=10)
+    assert steps_of(timeline.entries) == [
+        ("send_reminder", "slept", 1),
+        ("send_reminder", "slept", 1),
+        ("send_reminder", "went_to", 1),
+        ("escalate", "completed", 1),
+    ]
+    first = timeline.entries[1]
+    assert (first.until - first.at).total_seconds() >= 24 * 3600 - 1
+
 
 # ---------------------------------------------------------------------- the admin
 def test_the_admin_change_page_shows_the_timeline(dev, client):
