@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from facade import AutomationError, TemporalUnavailableError
 from temporal_worker.engine import engine
+from temporal_worker.histories import run_timeline
 
 from .models import AgentRoute, Event, EventClaim, StepExecution, WorkflowRun
 
@@ -111,7 +112,7 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     )
     list_filter = ("kind", "status", "name")
     search_fields = ("name", "temporal_workflow_id", "current_step", "waiting_signal")
-    readonly_fields = ("temporal_link", "event_link", "created_at", "updated_at", "finished_at")
+    readonly_fields = ("temporal_link", "event_link", "created_at", "updated_at", "finished_at", "timeline")
     inlines = [StepExecutionInline, EventClaimInline, AgentRouteInline]
     actions = ["cancel_runs", "retry_runs", "signal_runs", "delete_selected"]
 
@@ -217,7 +218,52 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
         for run in runs:
             engine.terminate(run.pk, reason)  # leaves closed workflows as they are
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The run's fields, then its timeline in a section of its own (read from Temporal)."""
+        fields = [f for f in self.get_fields(request, obj) if f != "timeline"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [
+            (None, {"fields": fields}),
+            (
+                "Timeline",
+                {
+                    "fields": ["timeline"],
+                    "description": "Every execution of a step and what came of it, from the run's Temporal "
+                    "history (the step history below keeps completed and failed steps only).",
+                },
+            ),
+        ]
+
     # ------------------------------------------------------------------ columns
+    @admin.display(description="timeline")
+    def timeline(self, run: WorkflowRun) -> str:
+        timeline = run_timeline(run)
+        note = format_html('<p class="timeline-note"><strong>{}</strong></p>', timeline.note) if timeline.note else ""
+        rows = format_html_join(
+            "",
+            '<tr class="timeline-entry" data-kind="{}" data-outcome="{}"><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.kind.value,
+                    e.outcome.value,
+                    "" if e.seq is None else e.seq,
+                    e.step,
+                    e.summary,
+                    e.at.strftime("%Y-%m-%d %H:%M:%S") if e.at else "",
+                    "(goes on)" if e.open else "" if e.ended_at in (None, e.at) else e.ended_at.strftime("%H:%M:%S"),
+                )
+                for e in timeline.entries
+            ),
+        )
+        return format_html(
+            '{}<table class="run-timeline"><thead><tr><th>#</th><th>step</th><th>what happened</th>'
+            "<th>at (UTC)</th><th>ended</th></tr></thead><tbody>{}</tbody></table>",
+            note,
+            rows or format_html('<tr><td colspan="5">{}</td></tr>', "Nothing has happened yet."),
+        )
+
     @admin.display(description="started by event")
     def event_link(self, run: WorkflowRun) -> str:
         if run.event_id is None:

@@ -53,7 +53,7 @@ def _guard(request: HttpRequest, action: str, **kwargs: Any) -> RunViewSet | Htt
 
 
 def run_page(request: HttpRequest, pk: int) -> HttpResponse:
-    """One run: progress, the action form, waiting and completion screens, step history."""
+    """One run: progress, the action form, waiting and completion screens, timeline, step history."""
     view = _guard(request, "retrieve", pk=str(pk))
     if isinstance(view, HttpResponse):
         return view
@@ -66,6 +66,7 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     config = {
         "run_id": run.pk,
         "run_url": reverse("django_bridge:run-detail", args=[run.pk]),
+        "timeline_url": reverse("django_bridge:run-timeline", args=[run.pk]),
         "actions_schema_url": reverse("django_bridge:actions-schema"),
         "runs_page_url": reverse("django_bridge:runs-page"),
         "poll_ms": int(api_settings.PAGE_POLL_MS),

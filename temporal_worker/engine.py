@@ -41,9 +41,11 @@ from facade import (
 from facade.contract import merge_into, unknown_payload_keys, validation_summary
 from temporal_worker import client as bridge
 from temporal_worker import projection
+from temporal_worker.histories import run_timeline
 from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
 from temporal_worker.spec import compile_spec
+from temporal_worker.timeline import Timeline
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
 __all__ = [
@@ -582,6 +584,16 @@ class Engine:
             return await client.get_workflow_handle(run.temporal_workflow_id or "").query(DISPLAY_QUERY)
 
         return bridge.call(f"engine.live_display({run_id!r})", query, timeout=30, workflow=run.name, run_id=run.pk)
+
+    def timeline(self, run_id: int) -> Timeline:
+        """What happened to the run, from its Temporal history (semantics: "Timeline").
+
+        Every execution of a step's body with its outcome, retried attempts, waits, signals,
+        actions, timers and how the run began and ended. With Temporal unreachable or the
+        history gone it does not raise: the timeline comes from the step history rows, and its
+        ``note`` says why.
+        """
+        return run_timeline(self._get_run(run_id, "timeline"))
 
 
 engine = Engine()

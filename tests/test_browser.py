@@ -203,3 +203,31 @@ def test_confirm_button_and_history_with_hidden_steps(page, live_server, dev):
     assert hidden.is_visible()
     screenshot(page, "confirm-history")
     assert WorkflowRun.objects.get(pk=run.pk).data["confirmed_by"] == "reviewer"
+
+
+def test_a_suspended_run_shows_its_timeline(page, live_server, dev):
+    """approval waits at its first step: the timeline shows that execution waiting (there is no
+    StepExecution row for it), and the page adds entries as the run moves."""
+    run = dev.wait_until(engine.start("approval"), lambda r: r.status == "suspended")
+    page.goto(f"{live_server.url}/statezero/ui/runs/{run.pk}/")
+    waiting = page.locator('#timeline tr[data-kind="step"][data-step="wait_for_approval"][data-open="true"]')
+    waiting.wait_for()
+    assert waiting.locator("td.what").inner_text() == "waiting for manager_approval"
+    assert waiting.locator("td").nth(1).inner_text() == "wait for approval"
+    assert "since" in waiting.locator("td").nth(3).inner_text()
+    assert "No steps finished yet." not in page.content()
+    assert page.locator("#timeline-note").is_hidden()
+    assert page.locator("#show-hidden-label").is_hidden()  # no @step(visible=False) here
+    screenshot(page, "timeline-waiting")
+
+    assert engine.signal("manager_approval", {"approved": True}) == 1
+    following = page.locator('#timeline tr[data-kind="step"][data-step="wait_with_timeout"][data-open="true"]')
+    following.wait_for()  # the page refreshed itself
+    assert following.locator("td.what").inner_text() == "waiting for user_response"
+    assert page.locator('#timeline tr[data-kind="signal"]').locator("td.what").inner_text() == (
+        "signal manager_approval received"
+    )
+    first = page.locator('#timeline tr[data-kind="step"][data-step="wait_for_approval"]')
+    assert first.get_attribute("data-open") is None
+    assert first.locator("td.what").inner_text() == "waited for manager_approval"
+    screenshot(page, "timeline-next-wait")

@@ -55,3 +55,12 @@ def test_sleep_loop_continues_as_new_and_keeps_state(transactional_db):
         continued_from, events = bridge.run_sync(runs_of_workflow())
         assert continued_from, "the run never continued as new"
         assert events < 60  # without continue-as-new one history would hold ~90
+
+        # The timeline follows the chain back: one run, every tick (semantics: "Timeline").
+        env.wait_closed(run)
+        timeline = engine.timeline(run.pk)
+        assert len(timeline.executions) > 1 and timeline.note == ""
+        steps = [(e.step, e.outcome.value) for e in timeline.entries if e.kind == "step"]
+        assert steps == [("tick", "slept")] * 9 + [("tick", "waited"), ("done", "completed")]
+        runs = [e.outcome.value for e in timeline.entries if e.kind == "run"]
+        assert runs == ["started"] + ["continued"] * (len(timeline.executions) - 1) + ["completed"]

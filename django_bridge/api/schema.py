@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView
 
 from facade.contract import ActionInfo, list_actions
+from temporal_worker.timeline import EntryKind, Outcome, TimelineSource
 
 from .describe import document
 from .permissions import default_permissions
@@ -107,7 +108,7 @@ class OpenAPISchemaView(SpectacularAPIView):
         "DESCRIPTION": (
             "Runs of durable workflows and their human (action) steps. A run is the Django projection of a "
             "Temporal workflow: list and filter runs, start one by workflow name, signal, cancel or retry it, "
-            "read its current_step_display. An action step waits for a person: POST its fields with "
+            "read its current_step_display and its timeline (from its Temporal history). An action step waits for a person: POST its fields with "
             "workflow_run_id to actions/<name>/; actions-schema/ describes each action's form. Errors answer "
             "{detail, error, workflow, run_id, step}: 400 invalid input, 404 unknown run or action, 409 the run's "
             "state does not allow the request, 503 Temporal unreachable."
@@ -121,6 +122,10 @@ class OpenAPISchemaView(SpectacularAPIView):
         "ENUM_NAME_OVERRIDES": {
             "WorkflowStatusEnum": "facade.WorkflowStatus",
             "StepStatusEnum": "facade.StepStatus",
+            # Value lists, as the serializers' choices are (an Enum class would compare its names too).
+            "TimelineEntryKindEnum": [k.value for k in EntryKind],
+            "TimelineOutcomeEnum": [o.value for o in Outcome],
+            "TimelineSourceEnum": [s.value for s in TimelineSource],
         },
     }
 

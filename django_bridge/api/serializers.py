@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from django_bridge.models import StepExecution, WorkflowRun
 from facade import WorkflowStatus, registry
+from temporal_worker.timeline import EntryKind, Outcome, TimelineSource
 
 __all__ = [
     "ActionSchemaListSerializer",
@@ -24,6 +25,8 @@ __all__ = [
     "SignalSerializer",
     "StartRunSerializer",
     "StepExecutionSerializer",
+    "TimelineEntrySerializer",
+    "TimelineSerializer",
     "action_serializer",
 ]
 
@@ -93,6 +96,43 @@ class RepairSerializer(serializers.Serializer):
     from_status = serializers.CharField()
     to_status = serializers.CharField()
     temporal_run_id = serializers.CharField(allow_blank=True, help_text="The Temporal run it followed.")
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    """One thing that happened to a run, from its Temporal history (semantics: "Timeline")."""
+
+    kind = serializers.ChoiceField(
+        choices=[k.value for k in EntryKind],
+        help_text="run, step (one attempt of a step's body), on_fail, gate (waiting before a gated or action "
+        "step runs), signal, action, timeout or subflow.",
+    )
+    outcome = serializers.ChoiceField(choices=[o.value for o in Outcome], help_text="How it ended (or goes on: see ended_at).")
+    summary = serializers.CharField(help_text="What happened, in one line: 'went to ship_order', 'waiting for x'.")
+    step = serializers.CharField(allow_blank=True)
+    step_display = HistoryDisplaySerializer(allow_null=True, help_text="How the step shows: title, visible, type.")
+    seq = serializers.IntegerField(allow_null=True, help_text="Which entry into a step of the run.")
+    attempt = serializers.IntegerField(allow_null=True, help_text="Which attempt of the step's body.")
+    at = serializers.DateTimeField(allow_null=True, help_text="When it began (null: an attempt with no time kept).")
+    open = serializers.BooleanField(help_text="True while it goes on: a step running, a wait, a sleep, a subflow.")
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="When it ended (null while open, or not kept).")
+    until = serializers.DateTimeField(allow_null=True, help_text="A sleep's wake-up, a retry's or a due time.")
+    target = serializers.CharField(
+        allow_blank=True, help_text="The step a goto or timeout went to, the signal or action waited for, the subflow."
+    )
+    signal = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    execution = serializers.CharField(allow_blank=True, help_text="The Temporal run id of the history it comes from.")
+
+
+class TimelineSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    source = serializers.ChoiceField(
+        choices=[s.value for s in TimelineSource],
+        help_text="temporal: the workflow's history; step_history: the StepExecution rows (see note).",
+    )
+    note = serializers.CharField(allow_blank=True, help_text="What is missing and why ('timeline unavailable: ...').")
+    executions = serializers.ListField(child=serializers.CharField(), help_text="Temporal run ids read, oldest first.")
+    entries = TimelineEntrySerializer(many=True)
 
 
 def run_page_url(run_id: int) -> str | None:

@@ -40,6 +40,7 @@ from facade.contract import ActionInfo, find_action, list_actions
 from temporal_worker import outages
 from temporal_worker.actions import submit_action
 from temporal_worker.engine import engine
+from temporal_worker.histories import run_timeline
 
 from .conf import api_settings
 from .describe import RUN_FIELD, describe_action, document
@@ -55,6 +56,7 @@ from .serializers import (
     RunSerializer,
     SignalSerializer,
     StartRunSerializer,
+    TimelineSerializer,
     action_serializer,
 )
 
@@ -319,6 +321,19 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str | None = None) -> Response:
         return Response(self.get_object().current_step_display)
+
+    @document(
+        summary="The run's timeline: every execution of a step with its outcome, from its Temporal history",
+        description=(
+            "Read from the workflow's Temporal history at each request (nothing cached that can change). "
+            "With Temporal unreachable or the history gone it still answers 200: source 'step_history', the "
+            "StepExecution rows, and a note saying why."
+        ),
+        responses={200: TimelineSerializer, **ERRORS, **NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"])
+    def timeline(self, request: Request, pk: str | None = None) -> Response:
+        return Response(TimelineSerializer(run_timeline(self.get_object()).to_dict()).data)
 
 
 # ---------------------------------------------------------------------- actions

@@ -5,6 +5,9 @@
  * suspended at -> the action's form (built from GET actions-schema/<name>/), suspended -> the
  * waiting screen, anything else -> the processing spinner.
  *
+ * The timeline (GET runs/<id>/timeline/, read from the run's Temporal history) is loaded with
+ * every refresh, and a few more times once the run finished, until its history says it closed.
+ *
  * Custom widgets: a FieldDisplayConfig's display_component names a renderer in
  * window.DjangoBridgeComponents = {Name: function (field, input) { return element; }}, where
  * `input` is the default control; without one the default control is used.
@@ -20,6 +23,7 @@
   var schemas = {};
   var busy = false;
   var FINISHED = { completed: true, failed: true, cancelled: true };
+  var finished = false;
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -64,7 +68,9 @@
       })
       .then(function (run) {
         render(run);
-        if (!FINISHED[run.status]) schedule();
+        finished = !!FINISHED[run.status];
+        loadTimeline();
+        if (!finished) schedule();
       })
       .catch(function (error) {
         showNotice(error.message);
@@ -95,29 +101,46 @@
     }
   }
 
-  // Steps declared @step(visible=False) are hidden unless "show hidden steps" is ticked; each
-  // row shows the title the step had when it ran (step_display), not today's class.
+  // Steps declared @step(visible=False) are hidden unless "show hidden steps" is ticked, in the
+  // timeline and in the step history; each row shows the step's title (step_display).
   var lastSteps = [];
+  var lastEntries = null;
+
+  function showHidden() {
+    var toggle = document.getElementById("show-hidden");
+    return toggle ? toggle.checked : false;
+  }
+
+  function isHidden(shown) {
+    return (shown || {}).visible === false;
+  }
+
+  function updateHiddenToggle() {
+    var inHistory = lastSteps.filter(function (s) { return isHidden(s.step_display); }).length;
+    var inTimeline = (lastEntries || []).filter(hiddenEntry).length;
+    var count = Math.max(inHistory, inTimeline);
+    var label = document.getElementById("show-hidden-label");
+    if (!label) return;
+    label.hidden = count === 0;
+    document.getElementById("hidden-count").textContent = String(count);
+  }
 
   function renderHistory(steps) {
     lastSteps = steps;
     var body = document.getElementById("history");
-    var toggle = document.getElementById("show-hidden");
-    var showHidden = toggle ? toggle.checked : false;
-    var hiddenCount = steps.filter(function (s) { return (s.step_display || {}).visible === false; }).length;
-    var toggleLabel = document.getElementById("show-hidden-label");
-    if (toggleLabel) {
-      toggleLabel.hidden = hiddenCount === 0;
-      document.getElementById("hidden-count").textContent = String(hiddenCount);
-    }
+    updateHiddenToggle();
     body.textContent = "";
     if (!steps.length) {
-      body.appendChild(el("tr", {}, [el("td", { colspan: "5", className: "muted", text: "No steps finished yet." })]));
+      body.appendChild(el("tr", {}, [el("td", {
+        colspan: "5",
+        className: "muted",
+        text: "No step has completed or failed yet. Steps that wait or sleep are in the timeline above.",
+      })]));
       return;
     }
     steps.forEach(function (s) {
       var shown = s.step_display || {};
-      var invisible = shown.visible === false;
+      var invisible = isHidden(shown);
       var row = el("tr", {
         "data-step": s.step_name,
         "data-step-type": shown.step_type || "",
@@ -129,7 +152,90 @@
         el("td", { text: new Date(s.created_at).toLocaleTimeString() }),
         el("td", { className: "err", text: s.error || "" }),
       ]);
-      row.hidden = invisible && !showHidden;
+      row.hidden = invisible && !showHidden();
+      body.appendChild(row);
+    });
+  }
+
+  // ------------------------------------------------------------------ the timeline
+  var timelineBusy = false;
+  var timelineAfterFinish = 0;
+  var CLOSING = { completed: true, failed: true, cancelled: true, terminated: true, timed_out: true };
+
+  function hiddenEntry(e) {
+    return e.kind !== "run" && isHidden(e.step_display);
+  }
+
+  function loadTimeline() {
+    if (timelineBusy || !cfg.timeline_url) return; // Temporal answers slowly: no pile of requests
+    timelineBusy = true;
+    api(cfg.timeline_url)
+      .then(function (response) {
+        if (!response.ok) throw new Error("The timeline could not be loaded (HTTP " + response.status + ").");
+        return response.json();
+      })
+      .then(function (timeline) {
+        timelineBusy = false;
+        renderTimeline(timeline);
+        // The projection says finished a moment before the workflow closes: read the history
+        // again until it shows the end.
+        var last = timeline.entries[timeline.entries.length - 1];
+        var closed = timeline.source !== "temporal" || (last && last.kind === "run" && CLOSING[last.outcome]);
+        if (finished && !closed && timelineAfterFinish < 10) {
+          timelineAfterFinish += 1;
+          setTimeout(loadTimeline, cfg.poll_ms);
+        }
+      })
+      .catch(function (error) {
+        timelineBusy = false;
+        var note = document.getElementById("timeline-note");
+        note.textContent = error.message;
+        note.hidden = false;
+      });
+  }
+
+  function when(entry) {
+    if (!entry.at) return "";
+    var start = new Date(entry.at).toLocaleTimeString();
+    if (entry.open) return "since " + start;
+    if (entry.ended_at && entry.ended_at !== entry.at) {
+      var end = new Date(entry.ended_at).toLocaleTimeString();
+      if (end !== start) return start + " – " + end;
+    }
+    return start;
+  }
+
+  function renderTimeline(timeline) {
+    lastEntries = timeline.entries;
+    updateHiddenToggle();
+    var note = document.getElementById("timeline-note");
+    note.textContent = timeline.note || "";
+    note.hidden = !timeline.note;
+    var body = document.getElementById("timeline");
+    body.textContent = "";
+    if (!timeline.entries.length) {
+      body.appendChild(el("tr", {}, [el("td", { colspan: "4", className: "muted", text: "Nothing has happened yet." })]));
+      return;
+    }
+    timeline.entries.forEach(function (e) {
+      var shown = e.step_display || {};
+      var invisible = hiddenEntry(e);
+      var classes = ["kind-" + e.kind, "outcome-" + e.outcome];
+      if (e.open) classes.push("open");
+      if (invisible) classes.push("hidden-step");
+      var row = el("tr", {
+        "data-kind": e.kind,
+        "data-outcome": e.outcome,
+        "data-step": e.step || null,
+        "data-open": e.open ? "true" : null,
+        className: classes.join(" "),
+      }, [
+        el("td", { text: e.seq === null || e.seq === undefined ? "" : String(e.seq) }),
+        el("td", { title: e.step || "", text: e.step ? shown.step_title || e.step : "" }),
+        el("td", { className: "what", text: e.summary }),
+        el("td", { text: when(e) }),
+      ]);
+      row.hidden = invisible && !showHidden();
       body.appendChild(row);
     });
   }
@@ -415,7 +521,16 @@
   }
 
   var showHiddenToggle = document.getElementById("show-hidden");
-  if (showHiddenToggle) showHiddenToggle.addEventListener("change", function () { renderHistory(lastSteps); });
+  if (showHiddenToggle) {
+    showHiddenToggle.addEventListener("change", function () {
+      renderHistory(lastSteps);
+      if (lastEntries) {
+        Array.prototype.forEach.call(document.querySelectorAll("#timeline tr.hidden-step"), function (row) {
+          row.hidden = !showHidden();
+        });
+      }
+    });
+  }
 
   refresh();
 })();
