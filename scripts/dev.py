@@ -278,7 +278,8 @@ def main() -> int:
         manage(["migrate", "--noinput", "--verbosity", "1"], env)
         manage(["shell", "--no-imports", "-c", ENSURE_SUPERUSER], env)
 
-        stack.start("worker", [sys.executable, *MANAGE, "temporal_worker"], env)
+        # --reload: the worker restarts when code changes, so a workflow added meanwhile runs.
+        stack.start("worker", [sys.executable, *MANAGE, "temporal_worker", "--reload"], env)
         stack.start("web", [sys.executable, *MANAGE, "runserver", f"{django_host}:{django_port}", "--noreload"], env)
         probe_host = "127.0.0.1" if django_host in ("0.0.0.0", "::", "") else django_host
         wait_until(lambda: http_ok(f"http://{probe_host}:{django_port}/"), "Django", 60, stack)

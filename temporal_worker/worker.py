@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from temporal_worker.activities import dispatch
+from temporal_worker.activities import dispatch, worker_started
 from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
 
 __all__ = ["StepExecutor", "build_worker"]
@@ -54,9 +54,12 @@ def build_worker(
     from django_bridge.conf import automation_settings as s
 
     threads = int(max_concurrent_steps or s.MAX_CONCURRENT_STEPS)
+    queue = task_queue or str(s.TASK_QUEUE)
+    # Which worker picked a task, and since when, for tasks naming code it lacks (restart it).
+    worker_started(kwargs.get("identity") or client.identity, queue)
     return Worker(
         client,
-        task_queue=task_queue or str(s.TASK_QUEUE),
+        task_queue=queue,
         workflows=[InterpreterWorkflow, EventWorkflow],
         activities=[dispatch],
         activity_executor=StepExecutor(max_workers=threads, thread_name_prefix="step"),
