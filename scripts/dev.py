@@ -3,7 +3,7 @@
 1. the Temporal dev server from the virtualenv, state in ``.temporal/dev.sqlite3`` (so runs
    survive a restart), UI on :8233, with the search attributes runs publish;
 2. ``migrate`` and an ``admin`` superuser for the example project (SQLite file);
-3. ``manage.py temporal_worker`` and ``manage.py runserver``.
+3. ``manage.py temporal_worker --reload`` (restarted when the code changes) and ``manage.py runserver``.
 
 Ctrl-C or SIGTERM stops them in reverse order, each with a deadline. Ports come from
 DJANGO_PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT; DJANGO_HOST sets the address Django binds.

@@ -1,4 +1,5 @@
-"""Is a worker polling a task queue? Temporal's task-queue description, cached for a few seconds.
+"""Is a worker polling a task queue? Temporal's task-queue description, cached for a few seconds
+(semantics: "No worker polling").
 
 Temporal lists, per task queue and task type, the workers that polled it and when each last did
 (``DescribeTaskQueue``). Polls are long polls: an idle worker's poll stays open up to a minute

@@ -157,7 +157,9 @@ def test_cancel_without_a_worker_answers_202_at_once_and_the_run_is_cancelled_wh
     took = time.monotonic() - began
     assert resp.status_code == 202, resp.content
     body = resp.json()
-    assert body["detail"].startswith(f"cancel requested; Temporal has not closed run {run.pk} yet: no worker is polling")
+    assert body["detail"].startswith(
+        f"cancel requested; Temporal has not closed run {run.pk} yet: no worker is polling"
+    )
     assert f"python manage.py temporal_worker --task-queue {queue}" in body["detail"]
     assert body["status"] == "running" and body["worker"]["state"] == "no_worker"
     assert took < 10, f"the cancel blocked {took:.1f}s"

@@ -79,7 +79,8 @@ def dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
         return run_step(inp).to_wire()
     except UnknownWorkflowError as exc:
         # The web process knows the name (it started the run), this worker does not: it runs the
-        # code it loaded when it started. Say which worker, since when, and what to do.
+        # code it loaded when it started (semantics: "Workers run the code they started with").
+        # Say which worker, since when, and what to do.
         raise UnknownWorkflowError(
             f"{exc.message} {missing_code_hint(activity.info().task_queue)}",
             workflow=exc.workflow,
