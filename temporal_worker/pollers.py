@@ -55,8 +55,10 @@ logger = logging.getLogger("django_temporal_automation")
 # A worker whose last poll is older than this has stopped: more than the server's long-poll
 # interval (1 minute by default), after which a live worker polls again.
 STALE_AFTER = 90.0
-# How long an answer is reused (per client and task queue).
+# How long an answer is reused (per client and task queue); "Temporal unreachable" for longer, as
+# finding it out can take the whole probe deadline (a server that drops packets).
 CACHE_SECONDS = 5.0
+UNREACHABLE_CACHE_SECONDS = 15.0
 # The deadline of one describe call: a page must not hang on a server that does not answer.
 PROBE_TIMEOUT = 5.0
 
@@ -178,24 +180,27 @@ async def _describe(client: Any, task_queue: str) -> QueueStatus:
     return _judge(task_queue, [p for pollers in by_type for p in pollers], datetime.now(UTC))
 
 
-_cache: dict[tuple[int, str], tuple[float, QueueStatus]] = {}
+# (id of the client, task queue[, "down"]) -> (expiry, answer); "down" keys hold what
+# safe_queue_status learnt when Temporal could not be reached, which queue_status never returns.
+_cache: dict[tuple[Any, ...], tuple[float, QueueStatus]] = {}
 _cache_lock = threading.Lock()
 
 
-def _cached(key: tuple[int, str]) -> QueueStatus | None:
+def _cached(key: tuple[Any, ...]) -> QueueStatus | None:
     entry = _cache.get(key)
     if entry is not None and entry[0] > time.monotonic():
         return entry[1]
     return None
 
 
-def _remember(key: tuple[int, str], status: QueueStatus) -> None:
+def _remember(key: tuple[Any, ...], status: QueueStatus) -> None:
     now = time.monotonic()
+    keep = UNREACHABLE_CACHE_SECONDS if status.state == UNREACHABLE else CACHE_SECONDS
     with _cache_lock:
         if len(_cache) > 256:
             for stale in [k for k, (expires, _) in _cache.items() if expires <= now]:
                 del _cache[stale]
-        _cache[key] = (now + CACHE_SECONDS, status)
+        _cache[key] = (now + keep, status)
 
 
 def clear_cache() -> None:
@@ -227,7 +232,7 @@ def queue_status(task_queue: str | None = None) -> QueueStatus:
     return bridge.call(
         f"describing task queue {queue!r}",
         lambda client: aqueue_status(client, queue),
-        timeout=PROBE_TIMEOUT + 5,
+        timeout=PROBE_TIMEOUT + 1,
     )
 
 
@@ -236,7 +241,10 @@ def safe_queue_status(task_queue: str | None = None) -> QueueStatus:
     unreachable Temporal is the state ``unreachable`` with the ``TemporalUnavailableError``
     message (cached too, so a refreshing page does not try to connect on every request)."""
     queue = task_queue or configured_queue()
-    key = (id(bridge.current_client()), queue)
+    down = (id(bridge.current_client()), queue, "down")
+    cached = _cached(down)
+    if cached is not None:
+        return cached
     try:
         return queue_status(queue)
     except TemporalUnavailableError as exc:
@@ -244,7 +252,7 @@ def safe_queue_status(task_queue: str | None = None) -> QueueStatus:
     except Exception as exc:  # a page must not fail because the probe did; say it, and log it
         logger.warning("describing task queue %r failed: %s", queue, exc, exc_info=True)
         status = QueueStatus(queue, UNKNOWN, problem=f"could not describe task queue {queue!r}: {exc}")
-    _remember(key, status)
+    _remember(down, status)
     return status
 
 

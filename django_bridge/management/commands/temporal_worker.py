@@ -14,6 +14,8 @@ import os
 import signal
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.checks import run_checks
@@ -74,12 +76,13 @@ class Command(AutomationCommand):
         argv = autoreload.get_child_arguments()
         env = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
         child: subprocess.Popen[bytes] | None = None
-        stopping = threading.Event()
+        stopping = False  # a flag, not a threading.Event: a signal handler must take no lock
 
         def stop(signum: int, frame: Any) -> None:
-            stopping.set()
-            if child is not None and child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            nonlocal stopping
+            stopping = True
+            if child is not None:
+                child.send_signal(signal.SIGTERM)  # nothing if it has exited
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
@@ -90,10 +93,10 @@ class Command(AutomationCommand):
             # Files as they were when this child started: a fix saved while it was failing counts.
             baseline = snapshot()
             child = subprocess.Popen(argv, env=env, close_fds=False)
-            if stopping.is_set():  # a signal that came before `child` was set
+            if stopping:  # a signal that came before `child` was set
                 child.send_signal(signal.SIGTERM)
             code = child.wait()
-            if stopping.is_set():
+            if stopping:
                 return code
             if code == RELOAD_STATUS:
                 reloaded = True
@@ -105,7 +108,7 @@ class Command(AutomationCommand):
                 "(Ctrl-C to stop)"
             )
             self.stderr.flush()
-            if not wait_for_change(baseline, stopping):
+            if not wait_for_change(baseline, lambda: stopping):
                 return code
 
 
@@ -116,10 +119,11 @@ def snapshot() -> dict[Any, float]:
     return dict(autoreload.StatReloader().snapshot_files())
 
 
-def wait_for_change(baseline: dict[Any, float], stopping: threading.Event, interval: float = 1.0) -> bool:
+def wait_for_change(baseline: dict[Any, float], stopping: Callable[[], bool], interval: float = 1.0) -> bool:
     """Wait until a file differs from ``baseline``; False if asked to stop first."""
     while snapshot() == baseline:
-        if stopping.wait(interval):
+        time.sleep(interval)
+        if stopping():
             return False
     return True
 
