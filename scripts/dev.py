@@ -3,7 +3,7 @@
 1. the Temporal dev server from the virtualenv, state in ``.temporal/dev.sqlite3`` (so runs
    survive a restart), UI on :8233, with the search attributes runs publish;
 2. ``migrate`` and an ``admin`` superuser for the example project (SQLite file);
-3. ``manage.py temporal_worker`` and ``manage.py runserver``.
+3. ``manage.py temporal_worker --reload`` (restarted when the code changes) and ``manage.py runserver``.
 
 Ctrl-C or SIGTERM stops them in reverse order, each with a deadline. Ports come from
 DJANGO_PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT; DJANGO_HOST sets the address Django binds.
@@ -278,7 +278,8 @@ def main() -> int:
         manage(["migrate", "--noinput", "--verbosity", "1"], env)
         manage(["shell", "--no-imports", "-c", ENSURE_SUPERUSER], env)
 
-        stack.start("worker", [sys.executable, *MANAGE, "temporal_worker"], env)
+        # --reload: the worker restarts when code changes, so a workflow added meanwhile runs.
+        stack.start("worker", [sys.executable, *MANAGE, "temporal_worker", "--reload"], env)
         stack.start("web", [sys.executable, *MANAGE, "runserver", f"{django_host}:{django_port}", "--noreload"], env)
         probe_host = "127.0.0.1" if django_host in ("0.0.0.0", "::", "") else django_host
         wait_until(lambda: http_ok(f"http://{probe_host}:{django_port}/"), "Django", 60, stack)

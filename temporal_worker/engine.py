@@ -40,7 +40,7 @@ from facade import (
 )
 from facade.contract import merge_into, unknown_payload_keys, validation_summary
 from temporal_worker import client as bridge
-from temporal_worker import projection
+from temporal_worker import pollers, projection
 from temporal_worker.histories import run_timeline
 from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
@@ -437,11 +437,14 @@ class Engine:
         return await sync_to_async(self.signal)(name, payload, run_id=run_id)
 
     # ------------------------------------------------------------------ cancel
-    def cancel(self, run_id: int, reason: str = "", *, wait: float = 30.0) -> None:
+    def cancel(self, run_id: int, reason: str = "", *, wait: float = 30.0) -> bool:
         """Cancel a run and its active children through Temporal (semantics: "Cancelling a run").
 
-        Returns once Temporal reports the run closed (at most ``wait`` seconds), so the
-        projection says CANCELLED. Cancelling a finished run does nothing.
+        Returns True once Temporal reports the run closed (waiting at most ``wait`` seconds), so
+        the projection says cancelled; False when Temporal accepted the cancellation but has not
+        closed the run yet: no worker polls its task queue (it is cancelled when one does, and
+        then nothing is waited for), or it did not close within ``wait``. Cancelling a finished
+        run does nothing (True).
         """
         run = self._get_run(run_id, "cancel")
         if run.parent_id is not None:
@@ -451,19 +454,35 @@ class Engine:
                 run_id=run.pk,
             )
         if run.is_finished:
-            return
+            return True
+        queue = run.task_queue or pollers.configured_queue()
 
-        async def do_cancel(client: Any) -> None:
+        async def do_cancel(client: Any) -> bool:
             handle = client.get_workflow_handle(run.temporal_workflow_id or "")
             # The reason travels with the request; the workflow records it on the cancelled row
             # (so nothing is written here before Temporal has accepted the cancellation).
             await handle.cancel(reason=reason)
             try:
+                worker = await pollers.aqueue_status(client, queue)
+            except Exception:  # the cancel is in: a failed probe must not report it as refused
+                worker = None
+            if worker is not None and worker.no_worker:
+                return False  # nobody would run the cancellation now: do not block the caller
+            try:
                 await asyncio.wait_for(handle.result(), timeout=wait)
+            except TimeoutError:
+                return False
+            except RPCError:  # the server went away meanwhile: the request is in, the outcome unknown
+                return False
             except Exception:
                 pass  # the expected outcome is a cancellation error
+            return True
 
-        bridge.call(f"engine.cancel({run_id!r})", do_cancel, timeout=wait + 30, workflow=run.name, run_id=run.pk)
+        what = f"engine.cancel({run_id!r})"
+        closed = bridge.call(what, do_cancel, timeout=wait + 30, workflow=run.name, run_id=run.pk)
+        if not closed:
+            logger.info("%s: cancellation requested; Temporal has not closed the run yet", run)
+        return closed
 
     async def acancel(self, run_id: int, reason: str = "") -> None:
         await sync_to_async(self.cancel)(run_id, reason)
@@ -530,11 +549,20 @@ class Engine:
         with unavailable_as_error(f"engine.retry({run_id!r})"):
             seq = (StepExecution.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
             seq = max(seq, (run.wait_seq or 0) + 1)
+            # The new execution starts where runs start now (AUTOMATION["TASK_QUEUE"]), not on the
+            # queue of the old one, which may be a queue no worker polls any more.
             WorkflowRun.objects.filter(pk=run.pk).update(
-                error="", finished_at=None, updated_at=timezone.now(), **projection.entry_fields(run.spec, step, seq)
+                error="",
+                finished_at=None,
+                updated_at=timezone.now(),
+                task_queue=pollers.configured_queue(),
+                **projection.entry_fields(run.spec, step, seq),
             )
             run.refresh_from_db()
         self._submit(run, raise_errors=True, start_step=step, seq=seq, resume=True)
+        worker = pollers.safe_queue_status(run.task_queue)
+        if worker.no_worker:
+            logger.warning("%s was restarted at step %r, but %s", run, step, worker.message)
 
     # ------------------------------------------------------------------ before deleting a row
     def terminate(self, run_id: int, reason: str = "") -> int:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from temporal_worker import metrics
-from temporal_worker.activities import dispatch
+from temporal_worker.activities import dispatch, worker_started
 from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
 
 __all__ = ["StepExecutor", "build_worker"]
@@ -58,9 +58,12 @@ def build_worker(
 
     threads = int(max_concurrent_steps or s.MAX_CONCURRENT_STEPS)
     kwargs["interceptors"] = [*kwargs.get("interceptors", ()), *metrics.worker_interceptors()]
+    queue = task_queue or str(s.TASK_QUEUE)
+    # Which worker picked a task, and since when, for tasks naming code it lacks (restart it).
+    worker_started(kwargs.get("identity") or client.identity, queue)
     return Worker(
         client,
-        task_queue=task_queue or str(s.TASK_QUEUE),
+        task_queue=queue,
         workflows=[InterpreterWorkflow, EventWorkflow],
         activities=[dispatch],
         activity_executor=StepExecutor(max_workers=threads, thread_name_prefix="step"),

@@ -231,3 +231,22 @@ def test_a_suspended_run_shows_its_timeline(page, live_server, dev):
     assert first.get_attribute("data-open") is None
     assert first.locator("td.what").inner_text() == "waited for manager_approval"
     screenshot(page, "timeline-next-wait")
+
+
+def test_a_run_no_worker_polls_says_so_until_one_does(page, live_server, dev):
+    """The run page tells the truth about a run on a task queue nobody polls (semantics: "No worker polling")."""
+    from tests.test_missing_workers import InProcessWorker, nobody_queue, start_on
+
+    queue = nobody_queue()
+    run = start_on(queue, user_id=7)
+    page.goto(f"{live_server.url}/statezero/ui/runs/{run.pk}/")
+    notice = page.locator("#no-worker")
+    notice.wait_for()
+    assert f"no worker is polling task queue '{queue}'" in notice.inner_text()
+    assert f"python manage.py temporal_worker --task-queue {queue}" in notice.inner_text()
+    page.locator('[data-screen="processing"] h2', has_text="Waiting for a worker").wait_for()
+    screenshot(page, "no-worker")
+
+    with InProcessWorker(dev, queue):
+        page.locator('[data-screen="completed"]').wait_for()
+    assert notice.is_hidden()

@@ -22,12 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 class WorkerProcess:
     """One ``temporal_worker`` subprocess; its output goes to ``log_path``."""
 
-    def __init__(self, *, address: str, namespace: str, task_queue: str, db_name: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        address: str,
+        namespace: str,
+        task_queue: str,
+        db_name: str,
+        log_path: Path,
+        args: tuple[str, ...] = (),
+        settings: str = "tests.durability_settings",
+        pythonpath: tuple[str, ...] = (),
+    ) -> None:
         self.log_path = log_path
+        self.args = args
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.durability_settings",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "DJANGO_SETTINGS_MODULE": settings,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), *pythonpath, os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
             "TEMPORAL_ADDRESS": address,
             "TEMPORAL_NAMESPACE": namespace,
@@ -45,7 +57,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", "temporal_worker"],
+                [sys.executable, "-m", "django", "temporal_worker", *self.args],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -59,11 +71,17 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no finally blocks, the running step just stops."""
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+        """SIGKILL: no shutdown, no finally blocks, the running step just stops.
+
+        To its process group (its own session): with ``--reload`` the worker is a child of it.
+        """
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # also a child left behind by a stopped supervisor
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (graceful: running steps finish first), SIGKILL if it does not exit."""

@@ -10,11 +10,13 @@ from rest_framework import serializers
 
 from django_bridge.models import StepExecution, WorkflowRun
 from facade import WorkflowStatus, registry
+from temporal_worker import pollers
 from temporal_worker.timeline import EntryKind, Outcome, TimelineSource
 
 __all__ = [
     "ActionSchemaListSerializer",
     "ActionSchemaSerializer",
+    "CancelRequestedSerializer",
     "CancelSerializer",
     "DisplaySerializer",
     "ErrorSerializer",
@@ -27,6 +29,7 @@ __all__ = [
     "StepExecutionSerializer",
     "TimelineEntrySerializer",
     "TimelineSerializer",
+    "WorkerSerializer",
     "action_serializer",
 ]
 
@@ -151,12 +154,31 @@ class EventSummarySerializer(serializers.Serializer):
     at = serializers.DateTimeField(allow_null=True)
 
 
+class WorkerSerializer(serializers.Serializer):
+    """Whether a worker polls the run's task queue (semantics: "No worker polling")."""
+
+    task_queue = serializers.CharField()
+    state = serializers.ChoiceField(
+        choices=[pollers.POLLING, pollers.NO_WORKER, pollers.UNKNOWN, pollers.UNREACHABLE],
+        help_text="polling: a worker polled the queue in the last 90 s; no_worker: none did, the run does not move; "
+        "unknown: the server does not say; unreachable: Temporal could not be reached.",
+    )
+    last_poll_at = serializers.DateTimeField(allow_null=True, help_text="The latest poll Temporal lists for the queue.")
+    last_poller = serializers.CharField(allow_blank=True, help_text="The worker that polled last (pid@host).")
+    message = serializers.CharField(
+        allow_blank=True, help_text="Empty while a worker polls; otherwise what is wrong and the command that fixes it."
+    )
+
+
 class RunSerializer(serializers.ModelSerializer):
     parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     event = serializers.SerializerMethodField(
         help_text="The model event that started this run (@event_workflow), if one did."
     )
     page_url = serializers.SerializerMethodField(help_text="The run page (HTML), if the app's URLs are mounted.")
+    worker = serializers.SerializerMethodField(
+        help_text="For a run that has not finished: whether a worker polls its task queue (null once finished)."
+    )
 
     class Meta:
         model = WorkflowRun
@@ -176,11 +198,18 @@ class RunSerializer(serializers.ModelSerializer):
             "updated_at",
             "finished_at",
             "page_url",
+            "worker",
         ]
         read_only_fields = fields
 
     def get_page_url(self, run: WorkflowRun) -> str | None:
         return run_page_url(run.pk)
+
+    @extend_schema_field(WorkerSerializer(allow_null=True))
+    def get_worker(self, run: WorkflowRun) -> dict[str, Any] | None:
+        if run.is_finished:
+            return None
+        return pollers.run_queue_status(run.task_queue).to_json()
 
     @extend_schema_field(EventSummarySerializer(allow_null=True))
     def get_event(self, run: WorkflowRun) -> dict[str, Any] | None:
@@ -252,6 +281,16 @@ class RunDetailSerializer(RunSerializer):
             {"event_name": r.event_name, "handler": r.handler, "match": r.match}
             for r in run.agent_routes.order_by("event_name", "handler")
         ]
+
+
+class CancelRequestedSerializer(RunDetailSerializer):
+    """The answer of a cancel that Temporal accepted but has not carried out yet (202)."""
+
+    detail = serializers.CharField(help_text="Why the run is not cancelled yet, e.g. no worker polls its task queue.")
+
+    class Meta(RunDetailSerializer.Meta):
+        fields = RunDetailSerializer.Meta.fields + ["detail"]
+        read_only_fields = fields
 
 
 class StartRunSerializer(serializers.Serializer):

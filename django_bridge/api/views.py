@@ -37,7 +37,7 @@ from facade import (
     WorkflowStatus,
 )
 from facade.contract import ActionInfo, find_action, list_actions
-from temporal_worker import outages
+from temporal_worker import outages, pollers
 from temporal_worker.actions import submit_action
 from temporal_worker.engine import engine
 from temporal_worker.histories import run_timeline
@@ -48,6 +48,7 @@ from .permissions import action_permissions, default_permissions, scoped_runs
 from .serializers import (
     ActionSchemaListSerializer,
     ActionSchemaSerializer,
+    CancelRequestedSerializer,
     CancelSerializer,
     DisplaySerializer,
     ErrorSerializer,
@@ -63,6 +64,8 @@ from .serializers import (
 __all__ = ["ActionSchemaView", "ActionView", "ActionsSchemaView", "RunViewSet", "error_response"]
 
 MAX_PK = 2**63 - 1
+# How long a cancel request waits for Temporal to close the run before answering 202.
+CANCEL_WAIT = 30.0
 
 
 def authenticators(default: Callable[[], list[Any]]) -> list[Any]:
@@ -296,15 +299,34 @@ class RunViewSet(AutomationAPIMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @document(
         summary="Cancel this run (and its active children)",
         request=CancelSerializer,
-        responses={200: RunDetailSerializer, 409: ErrorSerializer, 400: INVALID, **ERRORS, **NOT_FOUND, **UNAVAILABLE},
+        responses={
+            200: RunDetailSerializer,
+            202: OpenApiResponse(
+                CancelRequestedSerializer,
+                description="Cancel requested: Temporal accepted it but has not closed the run yet (no worker polls its "
+                "task queue, or it did not close within 30 s); `detail` says why.",
+            ),
+            409: ErrorSerializer,
+            400: INVALID,
+            **ERRORS,
+            **NOT_FOUND,
+            **UNAVAILABLE,
+        },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         s = CancelSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        engine.cancel(run.pk, s.validated_data.get("reason") or "")
-        return self._detail(run)
+        wait = CANCEL_WAIT
+        if engine.cancel(run.pk, s.validated_data.get("reason") or "", wait=wait):
+            return self._detail(run)
+        fresh = WorkflowRun.objects.prefetch_related("step_executions", "children").get(pk=run.pk)
+        worker = pollers.run_queue_status(fresh.task_queue)
+        why = worker.message if worker.no_worker else f"it did not close within {wait:g} s"
+        data = dict(RunDetailSerializer(fresh, context=self.get_serializer_context()).data)
+        data["detail"] = f"cancel requested; Temporal has not closed run {run.pk} yet: {why}"
+        return Response(data, status=status.HTTP_202_ACCEPTED)
 
     @document(
         summary="Retry a failed or stuck run at its current step",

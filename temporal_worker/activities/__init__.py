@@ -20,6 +20,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from django_bridge.models import WorkflowRun
+from facade import UnknownWorkflowError
 from temporal_worker.protocol import (
     AGENT_RECORD_ACTIVITY,
     AGENT_SYNC_ACTIVITY,
@@ -44,6 +45,7 @@ from .heartbeat import HeartbeatTicker, heartbeats
 from .records import record
 from .signals import check_signal
 from .steps import run_on_fail, run_step
+from .worker_info import missing_code_hint, worker_started
 
 # The event workflow's activities, by type; callbacks are typed by their function's name.
 _EVENT_ACTIVITIES = {
@@ -52,7 +54,7 @@ _EVENT_ACTIVITIES = {
     EVENT_SIGNAL_ACTIVITY: events.deliver_signals,
 }
 
-__all__ = ["HeartbeatTicker", "dispatch", "heartbeats", "in_flight"]
+__all__ = ["HeartbeatTicker", "dispatch", "heartbeats", "in_flight", "worker_started"]
 
 
 class InFlight:
@@ -114,6 +116,16 @@ def _dispatch(args: Sequence[RawValue]) -> dict[str, Any]:
         if inp.on_fail:
             return run_on_fail(inp).to_wire()
         return run_step(inp).to_wire()
+    except UnknownWorkflowError as exc:
+        # The web process knows the name (it started the run), this worker does not: it runs the
+        # code it loaded when it started (semantics: "Workers run the code they started with").
+        # Say which worker, since when, and what to do.
+        raise UnknownWorkflowError(
+            f"{exc.message} {missing_code_hint(activity.info().task_queue)}",
+            workflow=exc.workflow,
+            run_id=exc.run_id if exc.run_id is not None else wire.get("run_id"),
+            step=exc.step,
+        ) from None
     except WorkflowRun.DoesNotExist:
         # The row was deleted (admin, a flushed test database): retrying cannot bring it back,
         # and retrying forever would keep the workflow open. End it.

@@ -39,13 +39,19 @@ def outcome(run: Any) -> str:
 
 
 def watch(command: AutomationCommand, run_id: int, *, interval: float = 0.5, timeout: float | None = None) -> Any:
-    """Redraw the progress line (``\\r``) until the run finishes; returns the finished run."""
+    """Redraw the progress line (``\\r``) until the run finishes; returns the finished run.
+
+    While no worker polls the run's task queue (or Temporal is unreachable) it says so on a line
+    of its own, with the command to run, and again in the ``--timeout`` error.
+    """
     from django_bridge.models import WorkflowRun
+    from temporal_worker import pollers
 
     out = command.stdout
     tty = out.isatty()
     started = time.monotonic()
     last, width = "", 0
+    told = pollers.POLLING  # the worker state last reported
     while True:
         try:
             run = WorkflowRun.objects.get(pk=run_id)
@@ -61,9 +67,18 @@ def watch(command: AutomationCommand, run_id: int, *, interval: float = 0.5, tim
         if run.is_finished:
             out.write("")
             return run
+        worker = pollers.run_queue_status(run.task_queue)  # cached: a describe every few seconds
+        if worker.state != told and (worker.needs_attention or told != pollers.POLLING):
+            out.write("")  # end the progress line
+            if worker.needs_attention:
+                out.write(f"run {run_id}: {worker.message}")
+            else:
+                out.write(f"run {run_id}: a worker polls task queue {worker.task_queue!r} again")
+            told, last = worker.state, ""
         if timeout is not None and time.monotonic() - started > timeout:
             out.write("")
-            raise CommandError(f"run {run_id} is still {run.status} after {timeout:g}s.", returncode=2)
+            why = f": {worker.message}" if worker.needs_attention else "."
+            raise CommandError(f"run {run_id} is still {run.status} after {timeout:g}s{why}", returncode=2)
         time.sleep(interval)
 
 

@@ -93,8 +93,9 @@
     document.getElementById("progress-label").textContent = pct + "%";
     renderHistory(run.steps || []);
     document.getElementById("context").textContent = JSON.stringify(run.data, null, 2);
+    var stalled = renderWorker(run);
 
-    var key = [display.status, display.current_step, (run.steps || []).length, display.action_name || ""].join("|");
+    var key = [display.status, display.current_step, (run.steps || []).length, display.action_name || "", stalled].join("|");
     if (key !== lastKey && !busy) {
       lastKey = key;
       renderScreen(run, display);
@@ -256,6 +257,19 @@
     notice.hidden = !message;
   }
 
+  // No worker polls the run's task queue (or Temporal is unreachable): the run does not move until
+  // one does; the message says so and what to run. Returns whether the run is stalled that way.
+  function renderWorker(run) {
+    var box = document.getElementById("no-worker");
+    var worker = run.worker;
+    var stalled = !!(worker && !FINISHED[run.status] && (worker.state === "no_worker" || worker.state === "unreachable"));
+    if (box) {
+      box.hidden = !stalled;
+      box.textContent = stalled ? worker.message : "";
+    }
+    return stalled;
+  }
+
   // A signal sent by hand whose payload did not fit the Context: the run still waits there.
   function renderRejected(run) {
     var box = document.getElementById("rejected-signal");
@@ -287,7 +301,7 @@
     if (display.status === "cancelled") return showFinished("cancelled", "Cancelled", run.error || "The run was cancelled.");
     if (display.step_type === "action" && display.status === "suspended" && display.action_name) return showForm(run, display);
     if (display.status === "suspended") return showWaiting(display.waiting_display || {}, run);
-    return showProcessing(display);
+    return showProcessing(display, run);
   }
 
   function showCompleted(c) {
@@ -315,8 +329,9 @@
     ]));
   }
 
-  function showProcessing(display) {
-    var label = display.status === "waiting" ? "Waiting to continue…" : "Working on it…";
+  function showProcessing(display, run) {
+    var noWorker = run && run.worker && run.worker.state === "no_worker";
+    var label = noWorker ? "Waiting for a worker…" : display.status === "waiting" ? "Waiting to continue…" : "Working on it…";
     setScreen(el("div", { className: "screen screen-processing", "data-screen": "processing" }, [
       el("div", { className: "spinner" }),
       el("h2", { text: label }),
