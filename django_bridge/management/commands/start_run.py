@@ -44,6 +44,4 @@ class Command(AutomationCommand):
         if page:
             self.stdout.write(f"run page: {page}")
         if options["watch"]:
-            self.stdout.write(
-                finish(watch(self, run.pk, interval=options["interval"], timeout=options["timeout"]))
-            )
+            self.stdout.write(finish(watch(self, run.pk, interval=options["interval"], timeout=options["timeout"])))
