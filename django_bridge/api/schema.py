@@ -119,8 +119,10 @@ class OpenAPISchemaView(SpectacularAPIView):
             "django_bridge.api.schema.strict_decimal_patterns",
         ],
         "ENUM_NAME_OVERRIDES": {
-            "WorkflowStatusEnum": "facade.WorkflowStatus",
-            "StepStatusEnum": "facade.StepStatus",
+            # (value, label) pairs, as the serializers have them: drf-spectacular matches both.
+            "WorkflowStatusEnum": "facade.WorkflowStatus.choices",
+            "StepStatusEnum": "facade.StepStatus.choices",
+            "EventStatusEnum": "django_bridge.models.Event.Status",
         },
     }
 
