@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # Swagger UI's files for the API docs page (statezero/docs/), served locally: works offline.
+    "drf_spectacular_sidecar",
     "django_bridge",
     "shop",
 ]
@@ -65,7 +67,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
+            # EXAMPLE_SQLITE_PATH: another file (scripts/dev.py's DEV_STATE_DIR puts it there).
+            "NAME": os.environ.get("EXAMPLE_SQLITE_PATH") or BASE_DIR / "db.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
             # Each step thread of the worker keeps its connection instead of reconnecting per step.
             "CONN_MAX_AGE": 600,
@@ -83,6 +86,11 @@ AUTOMATION = {
     "DATABASE_OUTAGE_ALLOWANCE": 600,
     "STEP_DATABASE_ERRORS_ARE_OUTAGES": True,
 }
+
+# The run pages and the API need a user: LoginView at /accounts/login/ (LOGIN_URL's default),
+# back to the home page when the login link did not say where to go.
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
