@@ -108,7 +108,7 @@ class OpenAPISchemaView(SpectacularAPIView):
             "Runs of durable workflows and their human (action) steps. A run is the Django projection of a "
             "Temporal workflow: list and filter runs, start one by workflow name, signal, cancel or retry it, "
             "read its current_step_display. An action step waits for a person: POST its fields with "
-            "workflow_run_id to actions/<name>/; actions-schema/ describes each action's form. Errors answer "
+            "workflow_run_id to actions/{name}/; actions-schema/ describes each action's form. Errors answer "
             "{detail, error, workflow, run_id, step}: 400 invalid input, 404 unknown run or action, 409 the run's "
             "state does not allow the request, 503 Temporal unreachable."
         ),

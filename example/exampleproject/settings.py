@@ -85,6 +85,9 @@ AUTOMATION = {
     # shop's steps are safe to run again after a failed query).
     "DATABASE_OUTAGE_ALLOWANCE": 600,
     "STEP_DATABASE_ERRORS_ARE_OUTAGES": True,
+    # Where `make dev` serves the site: start_run, watch_run and send_signal print absolute
+    # run-page links (AUTOMATION_SITE_URL overrides it, as scripts/dev.py does on another port).
+    "SITE_URL": "http://localhost:8000",
 }
 
 # The run pages and the API need a user: LoginView at /accounts/login/ (LOGIN_URL's default),
