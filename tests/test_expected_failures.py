@@ -7,7 +7,6 @@ import json
 import logging
 
 import pytest
-
 from temporalio.exceptions import ApplicationError
 
 from django_ai.automation.workflows.core import engine
