@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, browser  # noqa: F401 (the browser fixture)
+from tests.test_browser import TIMEOUT_MS, browser  # noqa: F401 (the browser fixture)
 
 pytestmark = pytest.mark.slow
 
