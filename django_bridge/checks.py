@@ -70,6 +70,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 )
             )
         errors += _telemetry_errors()
+        site = automation_settings.SITE_URL
+        if site is not None and not (isinstance(site, str) and site.startswith(("http://", "https://"))):
+            errors.append(
+                Error(
+                    f"settings.AUTOMATION['SITE_URL'] is {site!r}.",
+                    hint="Give the address the site is served at, e.g. 'https://shop.example.com' (or None for paths).",
+                    id="automation.E006",
+                )
+            )
     for alias, db in settings.DATABASES.items():
         if db.get("ENGINE", "").endswith("sqlite3") and db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
             errors.append(

@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     # OpenTelemetry tracing through temporalio.contrib.opentelemetry (the `tracing` extra):
     # spans for starts, signals, workflows, activities and each step, joined to the caller's trace.
     "TRACING": False,
+    # Where the site is served, e.g. "https://shop.example.com": the commands then print absolute
+    # run-page links (http://.../statezero/ui/runs/5/) instead of paths. None: paths.
+    "SITE_URL": None,
 }
 
 UNKNOWN_SIGNAL_KEYS_CHOICES = ("ignore", "warn", "error")
@@ -80,6 +83,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "TEMPORAL_TLS_CLIENT_CERT": "TEMPORAL_TLS_CLIENT_CERT_PATH",
     "TEMPORAL_TLS_CLIENT_KEY": "TEMPORAL_TLS_CLIENT_KEY_PATH",
     "TEMPORAL_UI_URL": "TEMPORAL_UI_URL",
+    "SITE_URL": "AUTOMATION_SITE_URL",
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -1,4 +1,5 @@
-"""The run page (``ui/runs/<id>/``) and the runs page (``ui/``): HTML shells around the API.
+"""The run page (``ui/runs/<id>/``), the runs page (``ui/``) and the API docs (``docs/``): HTML
+shells around the API.
 
 The pages render server-side only what they need to boot; ``static/django_bridge/run.js``
 then reads the run from the API and refreshes itself while the run moves. Access follows the
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from rest_framework import exceptions
 
@@ -24,7 +28,7 @@ from .api.permissions import scoped_runs
 from .api.views import RunViewSet
 from .models import WorkflowRun
 
-__all__ = ["run_page", "runs_page"]
+__all__ = ["api_docs", "run_page", "runs_page"]
 
 
 def _api_view(request: HttpRequest, action: str, **kwargs: Any) -> RunViewSet:
@@ -103,5 +107,49 @@ def runs_page(request: HttpRequest) -> HttpResponse:
             "config": config,
             # Runs started here go to AUTOMATION["TASK_QUEUE"]: say so when no worker polls it.
             "worker": pollers.safe_queue_status(pollers.configured_queue()),
+        },
+    )
+
+
+# Swagger UI's files, from drf-spectacular-sidecar when it is an installed app (no network
+# needed: the page works offline), else from drf-spectacular's SWAGGER_UI_DIST (a CDN by default).
+SWAGGER_FILES = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js")
+
+
+def _swagger_assets() -> dict[str, str]:
+    from drf_spectacular.settings import spectacular_settings
+
+    dist = spectacular_settings.SWAGGER_UI_DIST
+    if dist == "SIDECAR" or apps.is_installed("drf_spectacular_sidecar"):
+        base = static("drf_spectacular_sidecar/swagger-ui-dist").rstrip("/")
+    else:
+        base = str(dist).rstrip("/")
+    return {name.split(".")[0].replace("-", "_"): f"{base}/{name}" for name in SWAGGER_FILES}
+
+
+def _csrf_header() -> str:
+    """The header Django reads the CSRF token from (``HTTP_X_CSRFTOKEN`` is sent as ``X-CSRFToken``)."""
+    name = settings.CSRF_HEADER_NAME
+    return name.removeprefix("HTTP_").replace("_", "-")
+
+
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI document (``schema/``) in Swagger UI, with links to the raw document.
+
+    Who may read it is who may read the schema: the API's authentication and permissions.
+    Without Swagger UI's files (offline, and drf-spectacular-sidecar not installed) the page
+    still answers, saying so, and the raw document stays one link away.
+    """
+    view = _guard(request, "list")
+    if isinstance(view, HttpResponse):
+        return view
+    schema_url = reverse("django_bridge:schema")
+    return render(
+        request,
+        "django_bridge/api_docs.html",
+        {
+            "assets": _swagger_assets(),
+            "schema_url": schema_url,
+            "config": {"schema_url": f"{schema_url}?format=json", "csrf_header": _csrf_header()},
         },
     )

@@ -56,10 +56,12 @@ def step(
         display: form/display metadata for UIs (``StepDisplayMetadata``).
     """
     if callable(start):  # used bare, as @step
+        _refuse_async(start, "@step")
         setattr(start, STEP_ATTR, _StepMarker(False, None, None, True, None))
         return start
 
     def decorate(fn: F) -> F:
+        _refuse_async(fn, "@step")
         setattr(fn, STEP_ATTR, _StepMarker(bool(start), retry, title, visible, display))
         return fn
 
@@ -68,8 +70,24 @@ def step(
 
 def on_fail(fn: F) -> F:
     """Mark the compensation handler that runs when the run fails (semantics: "On-fail handlers and definition errors")."""
+    _refuse_async(fn, "@on_fail")
     setattr(fn, ON_FAIL_ATTR, True)
     return fn
+
+
+def _refuse_async(fn: Any, decorator: str) -> None:
+    """Steps run in a worker thread (so the ORM works), never on an event loop: an ``async def``
+    would return an un-awaited coroutine. Refuse it where it is written, with the fix."""
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        qualname = getattr(fn, "__qualname__", repr(fn))
+        owner, _, name = qualname.rpartition(".")
+        raise WorkflowDefinitionError(
+            owner or qualname,
+            [
+                f"{decorator} {qualname} is `async def`: steps run in a worker thread where the ORM is usable, "
+                f"so write `def {name}(self, ...)` (call async code from it with asgiref's async_to_sync)"
+            ],
+        )
 
 
 @dataclass

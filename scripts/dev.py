@@ -5,8 +5,11 @@
 2. ``migrate`` and an ``admin`` superuser for the example project (SQLite file);
 3. ``manage.py temporal_worker --reload`` (restarted when the code changes) and ``manage.py runserver``.
 
-Ctrl-C or SIGTERM stops them in reverse order, each with a deadline. Ports come from
-DJANGO_PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT; DJANGO_HOST sets the address Django binds.
+Ctrl-C or SIGTERM stops them in reverse order, each with a deadline, and exits 0. Ports come
+from DJANGO_PORT, TEMPORAL_PORT and TEMPORAL_UI_PORT; DJANGO_HOST sets the address Django binds.
+DEV_STATE_DIR moves the state (Temporal's and Django's SQLite files, the server log, the lock)
+out of ``.temporal/`` and ``example/db.sqlite3``, e.g. for a second stack or a test.
+The worker and web process get AUTOMATION_SITE_URL, so the commands print absolute run-page links.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MANAGE = ["example/manage.py"]
-STATE_DIR = ROOT / ".temporal"
+STATE_DIR = Path(os.environ.get("DEV_STATE_DIR") or ROOT / ".temporal").resolve()
 SEARCH_ATTRIBUTES = ("AutomationStatus", "AutomationStep", "AutomationWaitingFor")
 STOP_DEADLINE = 15.0
+# The example's settings use it for AUTOMATION["SITE_URL"]; another port is passed on.
+DEFAULT_SITE_URL = "http://localhost:8000"
 
 
 class Stop(Exception):
@@ -36,6 +41,10 @@ class Stop(Exception):
 
 
 def on_signal(signum: int, frame: object) -> None:
+    # Ignore further signals at once: a second Ctrl-C or SIGTERM (a process manager, `make`
+    # passing on its own) must neither raise inside the shutdown nor cut it short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stop(signal.Signals(signum).name)
 
 
@@ -87,6 +96,7 @@ class Stack:
 
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.relays: list[threading.Thread] = []
 
     def start(
         self, name: str, argv: list[str], env: dict[str, str], log: Path | None = None
@@ -114,7 +124,9 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            threading.Thread(target=self._relay, args=(name, proc), daemon=True).start()
+            relay = threading.Thread(target=self._relay, args=(name, proc), daemon=True)
+            relay.start()
+            self.relays.append(relay)
         self.children.append((name, proc))
         return proc
 
@@ -143,6 +155,9 @@ class Stack:
                 say(f"{name} did not stop within {STOP_DEADLINE:g}s; killing it")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # Print what the children said last ("worker stopped") before we exit.
+        for relay in self.relays:
+            relay.join(timeout=2)
         self.children.clear()
 
 
@@ -201,7 +216,7 @@ if not User.objects.filter(username="admin").exists():
 
 def lock_checkout() -> object:
     """Hold .temporal/dev.lock: two stacks must never share the server's and Django's SQLite files."""
-    STATE_DIR.mkdir(exist_ok=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
     lock = open(STATE_DIR / "dev.lock", "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -229,6 +244,7 @@ def main() -> int:
 
     temporal_address = f"127.0.0.1:{temporal_port}"
     ui_url = f"http://localhost:{ui_port}"
+    site = site_url(django_host, django_port)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -236,16 +252,21 @@ def main() -> int:
         "TEMPORAL_ADDRESS": temporal_address,
         "TEMPORAL_NAMESPACE": "default",
         "TEMPORAL_UI_URL": ui_url,
+        # Commands run in this stack (start_run, watch_run, send_signal) print absolute links.
+        "AUTOMATION_SITE_URL": site,
     }
+    if os.environ.get("DEV_STATE_DIR"):
+        env["EXAMPLE_SQLITE_PATH"] = str(STATE_DIR / "example.sqlite3")
     for var in ("TEMPORAL_API_KEY", "TEMPORAL_TLS", "TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH"):
         env.pop(var, None)
     server_log = STATE_DIR / "server.log"
+    state_db = STATE_DIR / "dev.sqlite3"
 
     stack = Stack()
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        say(f"starting the Temporal dev server on {temporal_address} (log: {server_log.relative_to(ROOT)})")
+        say(f"starting the Temporal dev server on {temporal_address} (log: {shown(server_log)})")
         sa_flags = [arg for name in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{name}=Keyword")]
         stack.start(
             "temporal",
@@ -254,7 +275,7 @@ def main() -> int:
                 "server",
                 "start-dev",
                 "--db-filename",
-                str((STATE_DIR / "dev.sqlite3").relative_to(ROOT)),
+                str(state_db),
                 "--ip",
                 "127.0.0.1",
                 "--port",
@@ -284,7 +305,7 @@ def main() -> int:
         probe_host = "127.0.0.1" if django_host in ("0.0.0.0", "::", "") else django_host
         wait_until(lambda: http_ok(f"http://{probe_host}:{django_port}/"), "Django", 60, stack)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{ui_port}/"), "the Temporal UI", 30, stack)
-        print_banner(django_host, django_port, temporal_address, temporal_port, ui_url)
+        print_banner(site, temporal_address, temporal_port, ui_url, shown(state_db))
 
         while True:
             gone = stack.exited()
@@ -298,7 +319,7 @@ def main() -> int:
     except RuntimeError as err:
         say(f"error: {err}")
         if "temporal" in str(err).lower():
-            say(f"see {server_log.relative_to(ROOT)}")
+            say(f"see {shown(server_log)}")
         return 1
     finally:
         # A second Ctrl-C must not cut the orderly shutdown short.
@@ -308,17 +329,37 @@ def main() -> int:
         say("stopped")
 
 
-def print_banner(host: str, port: int, temporal_address: str, temporal_port: int, ui_url: str) -> None:
-    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    site = f"http://{shown_host}:{port}"
+def site_url(host: str, port: int) -> str:
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "") else host
+    return f"http://{shown_host}:{port}"
+
+
+def shown(path: Path) -> str:
+    """A state file as the banner shows it: relative to the checkout when it is inside."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def print_banner(site: str, temporal_address: str, temporal_port: int, ui_url: str, state_db: str) -> None:
+    # What another terminal needs to reach this stack when it is not on the example's defaults.
     prefix = "" if temporal_port == 7233 else f"TEMPORAL_ADDRESS={temporal_address} "
-    shell = f'{prefix}.venv/bin/python example/manage.py shell -v0 -c "from django_ai.automation.workflows.core import engine; '
+    if site != DEFAULT_SITE_URL:
+        prefix += f"AUTOMATION_SITE_URL={site} "
+    if os.environ.get("DEV_STATE_DIR"):
+        prefix += f"EXAMPLE_SQLITE_PATH={STATE_DIR / 'example.sqlite3'} "
+    manage = f"{prefix}.venv/bin/python example/manage.py"
+    shell = f'{manage} shell -v0 -c "from django_ai.automation.workflows.core import engine; '
     rows = [
-        ("Example app", f"{site}/", "start runs, send signals, watch them"),
+        ("Example app", f"{site}/", "start runs, send signals, watch them (live, with their Context)"),
+        ("Run pages", f"{site}/statezero/ui/", "each run's page: forms of human steps, history (log in first)"),
+        ("Log in", f"{site}/accounts/login/", "user admin, password admin (local development only)"),
+        ("API docs", f"{site}/statezero/docs/", "the HTTP API in Swagger UI (raw: /statezero/schema/)"),
         ("Model events", f"{site}/events/", "reservations whose saves trigger callbacks and timed runs"),
-        ("Django admin", f"{site}/admin/", "user admin, password admin (local development only)"),
+        ("Django admin", f"{site}/admin/", "operate runs: cancel, retry, signal"),
         ("Temporal UI", f"{ui_url}/", "each run's history: steps, timers, signals"),
-        ("Temporal", temporal_address, "state kept in .temporal/dev.sqlite3"),
+        ("Temporal", temporal_address, f"state kept in {state_db}"),
     ]
     width = max(len(url) for _, url, _ in rows)
     table = "\n".join(f"   {name:<13} {url:<{width}}  {note}" for name, url, note in rows)
@@ -330,11 +371,12 @@ def print_banner(host: str, port: int, temporal_address: str, temporal_port: int
 
 {table}
 
- Start runs from another terminal:
-   {shell}print(engine.start('user_onboarding', user_id=1))"
-   {shell}print(engine.start('order_fulfillment', order_id=7))"
+ Start runs from another terminal (each prints its run page):
+   {manage} start_run user_onboarding --kw user_id=1 --watch --timeout 30
+   {manage} start_run expense_approval        # a form to fill on its run page
    {shell}print(engine.start('approval'))"
  Signal every run waiting on manager_approval (prints how many it reached):
+   {manage} send_signal manager_approval --payload '{{"approved": true, "notes": "Looks good"}}'
    {shell}print(engine.signal('manager_approval', {{'approved': True, 'notes': 'Looks good'}}))"
 {rule}
 """,

@@ -30,7 +30,7 @@ from typing import Any
 
 from temporal_worker.protocol import WorkflowStatus
 
-__all__ = ["TemporalTestEnvironment", "find_binary", "wait_for"]
+__all__ = ["ExpectedFailureFilter", "TemporalTestEnvironment", "find_binary", "wait_for"]
 
 # How long wait_until_finished waits for a run on the time-skipping server before it lets time skip.
 SETTLE_SECONDS = 1.0
@@ -48,6 +48,85 @@ class _DropServerCapabilityNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "activity_failure_include_heartbeat" not in record.getMessage()
+
+
+# temporalio's warning for every failed activity attempt, with the traceback.
+ACTIVITY_FAILED = "Completing activity as failed"
+# Where pytest-django refuses database access outside a test that asked for it: the harness
+# between two tests, not the code under test (that test fails on its own).
+_DB_BLOCKER = ("pytest_django", "plugin.py")
+_LIBRARY = str(Path(__file__).resolve().parent)
+
+
+class ExpectedFailureFilter(logging.Filter):
+    """Quiets the failures a test suite causes on purpose, and only those.
+
+    A failure is on purpose when its exception was raised (its innermost frame) in the test
+    suite's own code (``paths``: a step that raises to test retries, a service stub that is
+    down), when it is an ``ApplicationError`` this library raises by design (a run whose row
+    the test database flushed), or when pytest-django blocked the database between two tests.
+    For those,
+
+    - temporalio's "Completing activity as failed" warning is dropped: the library reports the
+      failure itself, in one line (``... attempt 1/3 raised ValueError: ...``) and on the run;
+    - any other record keeps its message, with ``(ValueError: boom, at tests/x.py:12)`` in place
+      of the traceback.
+
+    Anything raised elsewhere (the library, Django, a third-party package) passes untouched,
+    traceback and all. Install it in the test settings' ``LOGGING``::
+
+        "filters": {"expected_failures": {"()": "facade.testing.ExpectedFailureFilter", "paths": [BASE_DIR / "tests"]}},
+        "loggers": {
+            "temporalio.activity": {"filters": ["expected_failures"]},
+            "django_temporal_automation": {"filters": ["expected_failures"], ...},
+        },
+    """
+
+    def __init__(self, paths: list[str | Path] | tuple[str | Path, ...] = ()) -> None:
+        super().__init__()
+        self.paths = tuple(str(Path(p).resolve()) for p in paths)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not self.on_purpose(exc):
+            return True
+        if isinstance(record.msg, str) and record.msg.startswith(ACTIVITY_FAILED):
+            return False
+        filename, line = raised_at(exc)
+        record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc}, at {_shown(filename)}:{line})"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+    def on_purpose(self, exc: BaseException) -> bool:
+        filename, _ = raised_at(exc)
+        if self.paths and filename.startswith(self.paths):
+            return True
+        if Path(filename).parts[-2:] == _DB_BLOCKER:
+            return True
+        from temporalio.exceptions import ApplicationError
+
+        return isinstance(exc, ApplicationError) and filename.startswith(_LIBRARY)
+
+
+def _shown(filename: str) -> str:
+    """A file as the one-line summary names it: relative to the working directory when inside it."""
+    path = Path(filename)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
+def raised_at(exc: BaseException) -> tuple[str, int]:
+    """The file and line the exception was raised at (its traceback's innermost frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "?", 0
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename, tb.tb_lineno
 
 
 _core_logs_quiet = False

@@ -86,10 +86,45 @@ def test_watch_run_in_process(dev):
     assert err.value.returncode == 2
     submit_action(run.pk, "submit_review", {"reviewer_notes": "ok", "priority": "low"})
     out = run_command("watch_run", str(run.pk), "--interval", "0.05")
-    assert out.startswith("\r[")
+    assert out.startswith(f"run page: /statezero/ui/runs/{run.pk}/\n\r[")
     assert "completed: Review Complete - Expense has been reviewed" in out
     with pytest.raises(CommandError, match="no workflow run"):
         run_command("watch_run", "987654")
+
+
+def test_start_run_watch_takes_a_timeout(dev):
+    with pytest.raises(CommandError, match="still suspended after 0.3s") as err:
+        run_command("start_run", "signal_demo", "--watch", "--timeout", "0.3", "--interval", "0.05")
+    assert err.value.returncode == 2
+    with pytest.raises(CommandError, match="--timeout limits --watch"):
+        run_command("start_run", "signal_demo", "--timeout", "5")
+
+
+def test_printed_run_page_links_are_absolute_when_the_site_url_is_known(dev, settings):
+    settings.AUTOMATION = {**settings.AUTOMATION, "SITE_URL": "http://shop.test:8000/"}
+    out = run_command("start_run", "signal_demo", "--kw", "who=Ann")
+    run_id = int(out.split(" run ", 1)[1].split(":", 1)[0])
+    assert f"run page: http://shop.test:8000/statezero/ui/runs/{run_id}/\n" in out
+    dev.wait_until(run_id, lambda r: r.waiting_signal == "go")
+
+    out = run_command("send_signal", "go", "--run-id", str(run_id))
+    assert f"run page: http://shop.test:8000/statezero/ui/runs/{run_id}/" in out
+    out = run_command("watch_run", str(run_id), "--interval", "0.05")
+    assert out.startswith(f"run page: http://shop.test:8000/statezero/ui/runs/{run_id}/\n")
+
+    other = engine.start("signal_demo")
+    dev.wait_until(other, lambda r: r.waiting_signal == "go")
+    out = run_command("send_signal", "go")
+    assert "reached 1 run" in out and "run pages: http://shop.test:8000/statezero/ui/\n" in out
+    dev.wait_until_finished(other)
+
+
+def test_a_site_url_that_is_not_an_address_is_a_check_error(settings):
+    from django.core.checks import run_checks
+
+    settings.AUTOMATION = {**settings.AUTOMATION, "SITE_URL": "localhost:8000"}
+    errors = [e for e in run_checks() if e.id == "automation.E006"]
+    assert errors and "https://shop.example.com" in errors[0].hint
 
 
 @pytest.mark.slow

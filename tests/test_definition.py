@@ -270,6 +270,43 @@ def test_create_context_that_is_not_callable():
     assert problems_of(err) == ["BadFactory.create_context must be a @classmethod"]
 
 
+@pytest.mark.parametrize("bare", [False, True], ids=["@step()", "@step"])
+def test_async_def_steps_are_refused_where_they_are_written(bare):
+    """A step runs in a worker thread, never on an event loop: an `async def` would hand the
+    worker an un-awaited coroutine, so the decorator refuses it with the fix."""
+    with pytest.raises(WorkflowDefinitionError) as err:
+
+        class AsyncSteps:
+            class Context(BaseModel):
+                pass
+
+            if bare:
+
+                @step
+                async def fetch(self):
+                    return complete()
+            else:
+
+                @step(start=True)
+                async def fetch(self):
+                    return complete()
+
+    assert problems_of(err) == [
+        "@step AsyncSteps.fetch is `async def`: steps run in a worker thread where the ORM is usable, "
+        "so write `def fetch(self, ...)` (call async code from it with asgiref's async_to_sync)"
+    ]
+    assert str(err.value).startswith("workflow 'test_async_def_steps_are_refused_where_they_are_written.<locals>")
+
+
+def test_async_def_on_fail_is_refused():
+    with pytest.raises(WorkflowDefinitionError, match=r"@on_fail .*cleanup is `async def`"):
+
+        class AsyncCleanup:
+            @on_fail
+            async def cleanup(self, run):
+                pass
+
+
 @pytest.mark.parametrize("name", ["", "   ", None, 7])
 def test_workflow_needs_a_name(name):
     with pytest.raises(WorkflowDefinitionError) as err:

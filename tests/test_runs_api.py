@@ -4,6 +4,7 @@ its OpenAPI document, against the real dev server and worker."""
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -248,7 +249,30 @@ def test_openapi_document(dev, api):
     props = doc["components"]["schemas"][body]["properties"]
     assert set(props) == {"workflow_run_id", "reviewer_notes", "priority"}
     assert {"200", "400", "404", "409"} <= set(review["responses"])
+    # Status enums under their own names (not drf-spectacular's collision fallback "Status015Enum").
+    enums = {name for name in doc["components"]["schemas"] if name.endswith("Enum")}
+    assert {"WorkflowStatusEnum", "StepStatusEnum", "EventStatusEnum"} <= enums
+    assert not [name for name in enums if any(ch.isdigit() for ch in name)]
     assert APIClient().get("/statezero/schema/").status_code == 403
+
+
+def test_api_docs_page_shows_the_document_in_swagger_ui(api):
+    page = api.get("/statezero/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    # Swagger UI's own files, served by Django (drf-spectacular-sidecar): no network needed.
+    assert 'src="/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"' in html
+    assert '"schema_url": "/statezero/schema/?format=json"' in html
+    assert 'href="/statezero/schema/?format=json"' in html  # and the raw document, one link away
+    assert '"csrf_header": "X-CSRFTOKEN"' in html
+
+    with override_settings(INSTALLED_APPS=[app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"]):
+        html = api.get("/statezero/docs/").content.decode()
+    assert 'src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@latest/swagger-ui-bundle.js"' in html
+    assert 'id="docs-unavailable"' in html  # what the page says when those cannot load
+
+    anonymous = APIClient().get("/statezero/docs/")
+    assert anonymous.status_code == 302 and anonymous["Location"].endswith("?next=/statezero/docs/")
 
 
 # ---------------------------------------------------------------------- the run page (HTML)

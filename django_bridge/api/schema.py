@@ -109,7 +109,7 @@ class OpenAPISchemaView(SpectacularAPIView):
             "Runs of durable workflows and their human (action) steps. A run is the Django projection of a "
             "Temporal workflow: list and filter runs, start one by workflow name, signal, cancel or retry it, "
             "read its current_step_display and its timeline (from its Temporal history). An action step waits for a person: POST its fields with "
-            "workflow_run_id to actions/<name>/; actions-schema/ describes each action's form. Errors answer "
+            "workflow_run_id to actions/{name}/; actions-schema/ describes each action's form. Errors answer "
             "{detail, error, workflow, run_id, step}: 400 invalid input, 404 unknown run or action, 409 the run's "
             "state does not allow the request, 503 Temporal unreachable."
         ),
@@ -120,8 +120,10 @@ class OpenAPISchemaView(SpectacularAPIView):
             "django_bridge.api.schema.strict_decimal_patterns",
         ],
         "ENUM_NAME_OVERRIDES": {
-            "WorkflowStatusEnum": "facade.WorkflowStatus",
-            "StepStatusEnum": "facade.StepStatus",
+            # (value, label) pairs, as the serializers have them: drf-spectacular matches both.
+            "WorkflowStatusEnum": "facade.WorkflowStatus.choices",
+            "StepStatusEnum": "facade.StepStatus.choices",
+            "EventStatusEnum": "django_bridge.models.Event.Status",
             # Value lists, as the serializers' choices are (an Enum class would compare its names too).
             "TimelineEntryKindEnum": [k.value for k in EntryKind],
             "TimelineOutcomeEnum": [o.value for o in Outcome],

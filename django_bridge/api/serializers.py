@@ -8,7 +8,7 @@ from django.urls import NoReverseMatch, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from django_bridge.models import StepExecution, WorkflowRun
+from django_bridge.models import Event, StepExecution, WorkflowRun
 from facade import WorkflowStatus, registry
 from temporal_worker import pollers
 from temporal_worker.timeline import EntryKind, Outcome, TimelineSource
@@ -150,7 +150,7 @@ class EventSummarySerializer(serializers.Serializer):
     event_name = serializers.CharField()
     entity = serializers.CharField(help_text="app_label.model of the entity")
     entity_id = serializers.CharField()
-    status = serializers.ChoiceField(choices=["pending", "occurred", "cancelled"])
+    status = serializers.ChoiceField(choices=Event.Status.choices)
     at = serializers.DateTimeField(allow_null=True)
 
 

@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # Swagger UI's files for the API docs page (statezero/docs/), served locally: works offline.
+    "drf_spectacular_sidecar",
     "django_bridge",
     "shop",
 ]
@@ -65,7 +67,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
+            # EXAMPLE_SQLITE_PATH: another file (scripts/dev.py's DEV_STATE_DIR puts it there).
+            "NAME": os.environ.get("EXAMPLE_SQLITE_PATH") or BASE_DIR / "db.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
             # Each step thread of the worker keeps its connection instead of reconnecting per step.
             "CONN_MAX_AGE": 600,
@@ -82,7 +85,15 @@ AUTOMATION = {
     # shop's steps are safe to run again after a failed query).
     "DATABASE_OUTAGE_ALLOWANCE": 600,
     "STEP_DATABASE_ERRORS_ARE_OUTAGES": True,
+    # Where `make dev` serves the site: start_run, watch_run and send_signal print absolute
+    # run-page links (AUTOMATION_SITE_URL overrides it, as scripts/dev.py does on another port).
+    "SITE_URL": "http://localhost:8000",
 }
+
+# The run pages and the API need a user: LoginView at /accounts/login/ (LOGIN_URL's default),
+# back to the home page when the login link did not say where to go.
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

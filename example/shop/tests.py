@@ -5,14 +5,16 @@ an in-process worker, so a 24-hour sleep takes milliseconds. The worker's thread
 rows, hence TransactionTestCase and a file database (settings: DATABASES TEST NAME).
 """
 
+import json
 from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.test import TransactionTestCase
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from django_ai.automation.workflows.core import engine
-from django_ai.automation.workflows.models import WorkflowStatus
+from django_ai.automation.workflows.models import WorkflowRun, WorkflowStatus
 from facade.testing import TemporalTestEnvironment
 
 
@@ -98,13 +100,97 @@ class ShopWorkflowTests(TransactionTestCase):
         shown = [(s.step_name, s.step_display["visible"]) for s in run.step_executions.all()]
         self.assertEqual(shown, [("send_to_wrapping", True), ("after_wrapping", False), ("confirm_shipment", True)])
 
-    def test_home_page_starts_runs_and_lists_them(self):
+    def test_home_page_starts_runs_and_lists_them_with_their_context(self):
         response = self.client.post("/runs/start/", {"workflow": "user_onboarding"}, follow=True)
         self.assertContains(response, "Started user_onboarding run")
-        run = response.context["runs"][0]
+        run = response.context["rows"][0]["run"]
         # Let it finish: the next test empties the tables under a run still writing to them.
-        self.assertEqual(self.env.wait_until_finished(run).status, WorkflowStatus.COMPLETED)
-        self.assertContains(self.client.get("/"), f"/statezero/ui/runs/{run.pk}/")
+        run = self.env.wait_until_finished(run)
+        self.assertEqual(run.status, WorkflowStatus.COMPLETED)
+        context = escape(json.dumps(run.data))
+        self.assertIn('"email_sent": true', json.dumps(run.data))
+        home = self.client.get("/")
+        self.assertContains(home, f"/statezero/ui/runs/{run.pk}/")
+        self.assertContains(home, f'<code class="ctx">{context}</code>', html=False)
+        # The partial the page fetches every few seconds: the same rows, the same Context.
+        table = self.client.get("/runs/table/")
+        self.assertContains(table, f'<tr data-run="{run.pk}" data-status="completed">')
+        self.assertContains(table, context)
+        self.assertContains(home, 'data-url="/runs/table/"')
+
+    def test_a_cancelled_run_shows_its_reason_not_an_error(self):
+        run = engine.start("approval")
+        self.env.wait_until(run, lambda r: r.waiting_signal == "manager_approval")
+        response = self.client.post("/runs/cancel/", {"run": run.pk}, follow=True)
+        self.assertContains(response, f"Run {run.pk}: cancel requested.")
+        run = self.env.wait_until_finished(run)
+        self.assertEqual(run.status, WorkflowStatus.CANCELLED)
+        row = self.client.get("/runs/table/").content.decode()
+        self.assertIn('<span class="status status-cancelled">cancelled</span>', row)
+        self.assertIn('<div class="muted">cancelled from the example&#x27;s home page</div>', row)
+        self.assertNotIn("(error)", row)
+        self.assertNotIn('class="error"', row)
+
+    def test_the_run_pages_link_leads_through_login_to_the_page(self):
+        User.objects.create_user("visitor", password="a-long-password")
+        home = self.client.get("/")
+        self.assertContains(home, 'href="/statezero/ui/"')
+        self.assertContains(home, 'href="/accounts/login/?next=/"')
+        to_login = self.client.get("/statezero/ui/")
+        self.assertRedirects(to_login, "/accounts/login/?next=/statezero/ui/")
+        form = self.client.get(to_login["Location"])
+        self.assertContains(form, 'name="next" value="/statezero/ui/"')
+        page = self.client.post(
+            "/accounts/login/",
+            {"username": "visitor", "password": "a-long-password", "next": "/statezero/ui/"},
+            follow=True,
+        )
+        self.assertEqual(page.redirect_chain, [("/statezero/ui/", 302)])
+        self.assertContains(page, "Recent runs")
+        self.assertContains(self.client.get("/"), "Logged in as <strong>visitor</strong>")
+
+    def test_expense_review_form_end_to_end_over_http(self):
+        """The human step: the home page starts the run and opens its run page; the form is the
+        action submit_review, described by actions-schema/ and submitted over HTTP."""
+        self.client.force_login(User.objects.create_user("reviewer"))
+        response = self.client.post("/runs/start/", {"workflow": "expense_approval"})
+        run = WorkflowRun.objects.get(name="expense_approval")
+        self.assertRedirects(response, f"/statezero/ui/runs/{run.pk}/")
+        run = self.env.wait_until(run, lambda r: r.status == WorkflowStatus.SUSPENDED)
+        self.assertEqual(run.current_step, "await_review")
+        self.assertContains(
+            self.client.get("/runs/table/"), f'<a class="action" href="/statezero/ui/runs/{run.pk}/">form submit_review'
+        )
+
+        api = APIClient()
+        api.force_login(User.objects.get(username="reviewer"))
+        schema = api.get("/statezero/actions-schema/submit_review/").json()
+        self.assertEqual([f["name"] for f in schema["fields"]], ["reviewer_notes", "priority"])
+        refused = api.post(
+            "/statezero/actions/submit_review/", {"workflow_run_id": run.pk, "priority": "urgent"}, format="json"
+        )
+        self.assertEqual(refused.status_code, 400, refused.content)
+        self.assertEqual(set(refused.json()), {"reviewer_notes", "priority"})
+        answer = api.post(
+            "/statezero/actions/submit_review/",
+            {"workflow_run_id": run.pk, "reviewer_notes": "Receipts attached", "priority": "high"},
+            format="json",
+        )
+        self.assertEqual(answer.status_code, 200, answer.content)
+        self.assertEqual(answer.json()["status"], "completed")
+        run = self.env.wait_until_finished(run)
+        self.assertEqual(run.status, WorkflowStatus.COMPLETED, run.error)
+        self.assertEqual(run.data, {"reviewer_notes": "Receipts attached", "priority": "high"})
+        self.assertEqual(run.completion_display["display_title"], "Review Complete")
+
+    def test_api_docs_page_and_raw_document(self):
+        self.client.force_login(User.objects.create_user("reader"))
+        docs = self.client.get("/statezero/docs/")
+        self.assertEqual(docs.status_code, 200)
+        self.assertContains(docs, "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+        raw = self.client.get("/statezero/schema/?format=json")
+        self.assertEqual(raw.status_code, 200)
+        self.assertIn("/statezero/actions/submit_review/", raw.json()["paths"])
 
 
 class ShopEventTests(TransactionTestCase):

@@ -6,6 +6,7 @@ Names are unique per project, so the guide's branching snippet runs as ``order_r
 from datetime import timedelta
 
 from pydantic import BaseModel
+from rest_framework import serializers
 
 from django_ai.automation.workflows.core import (
     SubflowResult,
@@ -19,6 +20,7 @@ from django_ai.automation.workflows.core import (
     wait,
     workflow,
 )
+from django_ai.automation.workflows.metadata import FieldGroup, StepDisplayMetadata
 from django_ai.automation.workflows.statezero_action import statezero_action
 
 
@@ -210,3 +212,37 @@ class GiftOrderWorkflow:
         if request is not None and request.user.is_authenticated:
             get_context().confirmed_by = request.user.get_username()
         return complete(display_title="Gift shipped")
+
+
+# "StateZero Integration": a human step exposed over HTTP. The run waits at await_review; the
+# run page (statezero/ui/runs/<id>/) shows its form from actions-schema/, and submitting it
+# POSTs statezero/actions/submit_review/ {"workflow_run_id": ..., "reviewer_notes": ..., "priority": ...}.
+class ReviewSerializer(serializers.Serializer):
+    workflow_run_id = serializers.IntegerField()
+    reviewer_notes = serializers.CharField(max_length=500)
+    priority = serializers.ChoiceField(choices=["low", "medium", "high"])
+
+
+@workflow("expense_approval")
+class ExpenseApprovalWorkflow:
+    class Context(BaseModel):
+        reviewer_notes: str = ""
+        priority: str = "medium"
+
+    @step(start=True)
+    def start_review(self):
+        return goto(self.await_review)
+
+    @statezero_action(name="submit_review", serializer=ReviewSerializer)
+    @step(
+        display=StepDisplayMetadata(
+            display_title="Review Expense",
+            display_description="Please review and approve or reject",
+            field_groups=[FieldGroup(display_title="Review Details", field_names=["reviewer_notes", "priority"])],
+        )
+    )
+    def await_review(self, reviewer_notes: str, priority: str):
+        ctx = get_context()
+        ctx.reviewer_notes = reviewer_notes
+        ctx.priority = priority
+        return complete(display_title="Review Complete", display_subtitle="Expense has been reviewed")

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-__all__ = ["AutomationCommand", "parse_json", "parse_kwargs"]
+__all__ = ["AutomationCommand", "page_link", "parse_json", "parse_kwargs", "run_page_link"]
 
 
 class AutomationCommand(BaseCommand):
@@ -70,3 +70,24 @@ def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
             raise CommandError(f"--kw {pair!r}: write key=value, e.g. --kw user_id=123 --kw name=Jane")
         kwargs[key.strip()] = parse_json(value)
     return kwargs
+
+
+def page_link(path: str | None) -> str | None:
+    """``path`` on the site: absolute when ``AUTOMATION["SITE_URL"]`` says where the site is.
+
+    A command has no request to build an absolute URL from; without the setting it prints the
+    path, which the reader puts after the address they browse the site at.
+    """
+    from django_bridge.conf import automation_settings
+
+    if path is None:
+        return None
+    site = automation_settings.SITE_URL
+    return f"{site.rstrip('/')}{path}" if site else path
+
+
+def run_page_link(run_id: int) -> str | None:
+    """The run page of ``run_id`` (``ui/runs/<id>/``), or None when the app's URLs are not mounted."""
+    from django_bridge.api.serializers import run_page_url
+
+    return page_link(run_page_url(run_id))

@@ -1,4 +1,8 @@
-"""``manage.py send_signal <name> [--payload JSON] [--run-id N]``: wake runs waiting on a signal."""
+"""``manage.py send_signal <name> [--payload JSON] [--run-id N]``: wake runs waiting on a signal.
+
+Prints how many runs it reached and where to see them: the run page with ``--run-id``, the runs
+page otherwise (absolute links when ``AUTOMATION["SITE_URL"]`` is set).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from ._cli import AutomationCommand
+from ._cli import AutomationCommand, page_link, run_page_link
 
 
 class Command(AutomationCommand):
@@ -41,6 +45,23 @@ class Command(AutomationCommand):
             self.stdout.write(f"ignored payload keys (not Context fields): {', '.join(result.ignored_keys)}")
         if reached == 0:
             self.stdout.write(self._waiting_on())
+        elif options["run_id"] is not None:
+            page = run_page_link(options["run_id"])
+            if page:
+                self.stdout.write(f"run page: {page}")
+        else:
+            page = page_link(self._runs_page())
+            if page:
+                self.stdout.write(f"run pages: {page}")
+
+    @staticmethod
+    def _runs_page() -> str | None:
+        from django.urls import NoReverseMatch, reverse
+
+        try:
+            return reverse("django_bridge:runs-page")
+        except NoReverseMatch:  # the app's URLs are mounted without their namespace
+            return None
 
     def _waiting_on(self) -> str:
         """Which signals runs are waiting on now: a name nobody waits on is often a typo."""

@@ -1,6 +1,7 @@
 """``manage.py watch_run <id>``: a live progress bar until the run finishes.
 
 Exit code 0 when the run completed, 1 when it failed or was cancelled, 2 on ``--timeout``.
+Prints the run page first (absolute when ``AUTOMATION["SITE_URL"]`` is set).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.core.management.base import CommandError
 
 from facade import WorkflowStatus
 
-from ._cli import AutomationCommand
+from ._cli import AutomationCommand, run_page_link
 
 BAR_WIDTH = 30
 
@@ -97,5 +98,8 @@ class Command(AutomationCommand):
         parser.add_argument("--timeout", type=float, default=None, help="Give up after this many seconds (exit 2).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        page = run_page_link(options["run_id"])
+        if page:
+            self.stdout.write(f"run page: {page}")
         run = watch(self, options["run_id"], interval=options["interval"], timeout=options["timeout"])
         self.stdout.write(finish(run))
