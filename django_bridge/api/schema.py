@@ -124,6 +124,7 @@ class OpenAPISchemaView(SpectacularAPIView):
             "WorkflowStatusEnum": "facade.WorkflowStatus.choices",
             "StepStatusEnum": "facade.StepStatus.choices",
             "EventStatusEnum": "django_bridge.models.Event.Status",
+            "RunKindEnum": "django_bridge.models.WorkflowRun.Kind",
             # Value lists, as the serializers' choices are (an Enum class would compare its names too).
             "TimelineEntryKindEnum": [k.value for k in EntryKind],
             "TimelineOutcomeEnum": [o.value for o in Outcome],
