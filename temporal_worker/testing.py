@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +335,17 @@ class TemporalTestEnvironment:
         return self.env.client
 
     # ------------------------------------------------------------------ time and waiting
+    def now(self) -> Any:
+        """The server's clock, an aware datetime: on the time-skipping server it runs ahead of this
+        machine's once time was skipped, so schedule events a test moves time for from here."""
+        from datetime import datetime
+
+        from temporal_worker import client as bridge
+
+        if not self.time_skipping:
+            return datetime.now(UTC)
+        return bridge.run_sync(self.env.get_current_time(), timeout=30)
+
     def skip_time(self, duration: timedelta) -> None:
         """Move the time-skipping server's clock forward (fires timers due in between)."""
         from temporal_worker import client as bridge

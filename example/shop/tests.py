@@ -236,3 +236,51 @@ class ShopEventTests(TransactionTestCase):
         self.assertEqual(run.status, WorkflowStatus.COMPLETED, run.error)
         self.assertEqual(run.current_step, "docs_received")
         self.assertTrue(run.data["reminded"])
+
+    def test_the_reservation_journey_agent_follows_a_stay(self):
+        """The guide's reservation journey: spawned with the reservation, the confirmation, a claim
+        on the guest's messages, timed pre-check-in and welcome, feedback after check-out."""
+        from django_ai.automation.agents.core import AgentManager
+        from facade.testing import wait_for
+        from shop.models import GuestMessage, Reservation
+
+        now = self.env.now()  # the server's clock: ahead of this machine's once a test skipped time
+        reservation = Reservation.objects.create(
+            guest="Ada", checkin_at=now + timedelta(hours=1), checkout_at=now + timedelta(hours=3)
+        )
+        journey = wait_for(lambda: AgentManager.list_active("reservation_journey").first(), timeout=30)
+        self.assertEqual(journey.data["reservation_id"], reservation.pk)
+
+        def sent() -> list[str]:
+            return journey.__class__.objects.get(pk=journey.pk).data["sent"]
+
+        before = GuestMessage.objects.create(reservation=reservation, text="Hello?")  # not claimed yet
+        wait_for(lambda: GuestMessage.objects.get(pk=before.pk).answered_by == "auto-reply", timeout=30)
+
+        reservation.status = "confirmed"
+        reservation.save()
+        wait_for(lambda: sent() == ["confirmation email"], timeout=30)
+        claimed = GuestMessage.objects.create(reservation=reservation, text="Is there parking?")
+        wait_for(lambda: GuestMessage.objects.get(pk=claimed.pk).answered_by == "concierge", timeout=30)
+        # (its Context is saved as the handler returns: skip time only once it has)
+        wait_for(lambda: len(sent()) == 2, timeout=30)
+
+        self.env.skip_time(timedelta(minutes=59, seconds=30))
+        wait_for(lambda: "pre-check-in SMS" in sent(), timeout=30)
+        self.env.skip_time(timedelta(minutes=1))
+        wait_for(lambda: "welcome message" in sent(), timeout=30)
+        self.env.skip_time(timedelta(hours=2, minutes=2))
+        wait_for(lambda: "feedback request" in sent(), timeout=30)
+        self.assertEqual(
+            sent(),
+            [
+                "confirmation email",
+                f"concierge reply to message {claimed.pk}",
+                "pre-check-in SMS",
+                "welcome message",
+                "feedback request",
+            ],
+        )
+        after = GuestMessage.objects.create(reservation=reservation, text="Thanks!")  # released again
+        wait_for(lambda: GuestMessage.objects.get(pk=after.pk).answered_by == "auto-reply", timeout=30)
+        self.assertEqual(AgentManager.complete(journey).status, WorkflowStatus.COMPLETED)

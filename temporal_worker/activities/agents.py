@@ -101,8 +101,17 @@ def _save_context(run_id: int, ctx: Any) -> None:
 def _completed(inp: AgentHandlerInput, definition: AgentDefinition, data: dict[str, Any]) -> None:
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=inp.run_id)
-        changed = run.data != data
-        WorkflowRun.objects.filter(pk=run.pk).update(data=data, current_step=inp.handler, updated_at=timezone.now())
+        later = int((run.last_transition or {}).get("seq") or 0) > inp.seq
+        changed = run.data != data and not later
+        if not later:
+            # An attempt that Temporal gave up on (timed out) may finish after the instance went
+            # on to its next handler: its Context must not overwrite the newer one.
+            WorkflowRun.objects.filter(pk=run.pk).update(
+                data=data,
+                current_step=inp.handler,
+                last_transition={"seq": inp.seq, "step": inp.handler},
+                updated_at=timezone.now(),
+            )
         StepExecution.objects.bulk_create(
             [
                 StepExecution(
