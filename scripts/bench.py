@@ -176,6 +176,22 @@ def cpu_seconds(pids: list[str]) -> float:
     return total
 
 
+def workflow_runner(mode: str, kind: str) -> dict[str, Any]:
+    """The ``workflow_runner`` argument of a worker for ``--sandbox`` (none: the worker's own)."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    if mode == "library":
+        return {}  # the library's worker as it is; raw temporalio at its defaults
+    if mode == "default":
+        return {"workflow_runner": SandboxedWorkflowRunner()}
+    if mode == "unsandboxed":
+        return {"workflow_runner": UnsandboxedWorkflowRunner()}
+    # passthrough: each workflow's own modules are imported once, not per run
+    own = ("temporal_worker",) if kind == "facade" else (RawThreeSteps.__module__,)
+    return {"workflow_runner": SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*own))}
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -209,11 +225,14 @@ class Bench:
             import asyncio
             import concurrent.futures
 
-            facade_worker = build_worker(self.client, FACADE_QUEUE, max_concurrent_steps=threads)
+            facade_worker = build_worker(
+                self.client, FACADE_QUEUE, max_concurrent_steps=threads, **workflow_runner(self.args.sandbox, "facade")
+            )
             raw_worker = Worker(
                 self.client,
                 task_queue=RAW_QUEUE,
                 workflows=[RawThreeSteps],
+                **workflow_runner(self.args.sandbox, "raw"),
                 activities=[raw_step_a, raw_step_b, raw_step_c],
                 activity_executor=concurrent.futures.ThreadPoolExecutor(
                     max_workers=threads, thread_name_prefix="raw-step"
@@ -393,6 +412,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10,
         help="runs of each kind one at a time first, for the latency without queueing (default 10; 0 skips)",
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=("library", "default", "passthrough", "unsandboxed"),
+        default="library",
+        help="how both workers run their workflows: library (the library's worker as it ships, raw temporalio "
+        "at its defaults; the default), default (temporalio's sandbox), passthrough (the sandbox, each "
+        "workflow's own modules imported once), unsandboxed",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take (default 120)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or args.concurrency < 1 or args.threads < 1 or args.warmup < 0 or args.probe < 0:
@@ -400,8 +427,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def prepare() -> tempfile.TemporaryDirectory[str]:
+    """Django on a fresh SQLite file in a temporary directory, the bench's workflow declared."""
     here = os.path.dirname(os.path.abspath(__file__))
     for path in (here, os.path.dirname(here)):  # bench_settings, and the project's packages
         if path not in sys.path:
@@ -418,6 +445,18 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     call_command("migrate", verbosity=0)
     define_facade_workflow()
+    # The workflow sandbox re-imports each workflow's module for every new run (the
+    # interpreter for the facade, this file for the raw workflow). Without a bytecode cache
+    # (PYTHONDONTWRITEBYTECODE) that is a compile per run on both sides, which a deployed
+    # worker does not pay: cache bytecode compiled from now on in the temporary directory.
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = os.path.join(tmp.name, "pycache")
+    return tmp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmp = prepare()
 
     print(
         f"bench: N={args.n} runs per batch, {args.rounds} rounds (facade and raw alternating), "
@@ -426,12 +465,6 @@ def main(argv: list[str] | None = None) -> int:
         "the projection is checked at the end",
         flush=True,
     )
-    # The workflow sandbox re-imports each workflow's module for every new run (the
-    # interpreter for the facade, this file for the raw workflow). Without a bytecode cache
-    # (PYTHONDONTWRITEBYTECODE) that is a compile per run on both sides, which a deployed
-    # worker does not pay: cache bytecode compiled from now on in the temporary directory.
-    sys.dont_write_bytecode = False
-    sys.pycache_prefix = os.path.join(tmp.name, "pycache")
     bench = Bench(args)
     code = 0
     summary: dict[str, Any] = {}
