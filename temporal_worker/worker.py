@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from temporal_worker.activities import dispatch
 from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
@@ -50,10 +50,19 @@ def build_worker(
 
     Steps are synchronous activities on a thread pool: the ORM is synchronous, and a slow
     step must never block the event loop that answers queries and heartbeats.
+
+    The worker hosts only the library's own workflows, which run no user code and import the
+    standard library, temporalio and the pure protocol modules only (import contracts and
+    ``tests/test_architecture.py`` hold them to that). They are deterministic by
+    construction, so they run outside temporalio's sandbox: the sandbox re-imports a
+    workflow's modules for every run and proxies every call, which cost about half of the
+    worker's CPU per run. The replay tests still run them in the sandbox, where a
+    non-deterministic call would fail.
     """
     from django_bridge.conf import automation_settings as s
 
     threads = int(max_concurrent_steps or s.MAX_CONCURRENT_STEPS)
+    kwargs.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     return Worker(
         client,
         task_queue=task_queue or str(s.TASK_QUEUE),
