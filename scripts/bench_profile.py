@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,6 +58,7 @@ AREAS: list[tuple[str, str, str]] = [
 def _matches(frame: str, func: str, path: str) -> bool:
     name, _, where = frame.partition(" (")
     return (not func or name == func or name.endswith("." + func)) and path in where
+
 
 TOTALS = [
     ("Django ORM / sqlite (anywhere)", ("django/db/",)),
