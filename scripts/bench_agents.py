@@ -37,11 +37,13 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -105,6 +107,17 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- measuring
+def drain(stream: Any, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip())
+
+
+def summarise_output(lines: list[str]) -> str:
+    """The worker's output in a few words: how many lines of each Temporal core warning code."""
+    codes = Counter(m.group(0) if (m := re.search(r"TMPRL\d+", line)) else line[:80] for line in lines)
+    return ", ".join(f"{code} x{n}" for code, n in codes.most_common(5))
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -312,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=200, help="accounts opened per transaction (200)")
     parser.add_argument("--window", type=int, default=1000, help="instances or pings on the way at once (1,000)")
     parser.add_argument("--steps", type=int, default=16, help="the worker's --max-concurrent-steps (16, the default)")
+    parser.add_argument(
+        "--in-process-worker", action="store_true", help="run the worker in this process (its RSS is then this one's)"
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="compile modules from source each time they are imported (as PYTHONDONTWRITEBYTECODE=1 without .pyc files)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -326,6 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     db_path = os.path.join(tmp.name, "bench.sqlite3")
     log_path = os.path.join(tmp.name, "handlers.log")
     task_queue = f"bench-agents-{os.getpid()}"
+    # The workflow sandbox imports the workflow modules again for every workflow run it creates
+    # (a new run, or one replayed after it left the worker's cache). An installed package has
+    # their bytecode; a source checkout under PYTHONDONTWRITEBYTECODE=1 compiles them each time,
+    # which costs more than the rest of the run. Bytecode goes to a cache in the temporary directory.
+    worker_env = dict(os.environ)
+    if not args.no_bytecode_cache:
+        sys.pycache_prefix = worker_env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp.name, "pycache")
+        sys.dont_write_bytecode = False
+        worker_env.pop("PYTHONDONTWRITEBYTECODE", None)
     configure(db_path, task_queue=task_queue)
     import django
     from django.core.management import call_command
@@ -340,27 +370,43 @@ def main(argv: list[str] | None = None) -> int:
     log = HandlerLog(log_path)
     bench = Bench(args, log)
     worker: subprocess.Popen[str] | None = None
+    worker_output: list[str] = []
     try:
-        with TemporalTestEnvironment(start_worker=False, task_queue=task_queue) as env:
-            address = env.client.service_client.config.target_host
-            worker = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--worker", "--db", db_path, "--address", address]
-                + ["--task-queue", task_queue, "--log", log_path, "--steps", str(args.steps)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            line = worker.stdout.readline() if worker.stdout else ""
-            if not line.startswith("worker on"):
-                raise SystemExit(f"bench_agents: the worker did not start (it said {line!r})")
-            print(f"bench_agents: dev server and worker (pid {worker.pid}) up, task queue {task_queue}", flush=True)
+        with TemporalTestEnvironment(
+            start_worker=args.in_process_worker,
+            task_queue=task_queue,
+            max_concurrent_steps=args.steps,
+            heartbeat_timeout=10.0,  # the library's default, as the worker process has it
+        ) as env:
+            if args.in_process_worker:
+                os.environ["BENCH_AGENTS_LOG"] = log_path
+                worker_pid = os.getpid()
+            else:
+                address = env.client.service_client.config.target_host
+                worker = subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "--worker", "--db", db_path, "--address", address]
+                    + ["--task-queue", task_queue, "--log", log_path, "--steps", str(args.steps)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=worker_env,
+                )
+                line = worker.stdout.readline() if worker.stdout else ""
+                if not line.startswith("worker on"):
+                    raise SystemExit(f"bench_agents: the worker did not start (it said {line!r})")
+                worker_pid = worker.pid
+                # Drained for good: the Temporal core logs its warnings to stdout, and a full pipe
+                # would block the worker's core the next time it logs.
+                threading.Thread(target=drain, args=(worker.stdout, worker_output), daemon=True).start()
+            print(f"bench_agents: dev server and worker (pid {worker_pid}) up, task queue {task_queue}", flush=True)
             servers = child_pids("temporal")
-            pids = {"bench": os.getpid(), "worker": worker.pid} | ({"server": servers[0]} if servers else {})
+            pids = {"bench": os.getpid()} | ({} if worker is None else {"worker": worker_pid})
+            pids |= {"server": servers[0]} if servers else {}
             cpu = CpuMeter(pids)
 
             # Warm up: the first dispatch connects, the first workflows load code.
             bench.spawn(args.few)
             bench.route_latencies(5, bench.accounts)
-            rss_base = rss_mb(worker.pid)
+            rss_base = rss_mb(worker_pid)
             cpu.report("the warm-up")
 
             # 1. Routing with few instances.
@@ -382,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             active = WorkflowRun.objects.filter(kind="agent", name=AGENT, status="running").count()
             assert active == args.instances, f"{active} active instances, expected {args.instances}"
             time.sleep(2)  # let the last workflow tasks settle before reading the worker's memory
-            rss_many = rss_mb(worker.pid)
+            rss_many = rss_mb(worker_pid)
             print(f"worker RSS: {rss_base:.0f} MB warm, {rss_many:.0f} MB with {args.instances} idle instances")
 
             # 3. Routing with many instances.
@@ -410,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             duplicated = sum(1 for p in pings if log.first_attempts["ping"][p] > 1)
             opened_twice = sum(1 for n in log.first_attempts["opened"].values() if n > 1)
             run.refresh_from_db()
-            rss_end = rss_mb(worker.pid)
+            rss_end = rss_mb(worker_pid)
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -449,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.events,
         "route_pings": args.route,
     }
+    if worker_output:
+        print(f"the worker said {len(worker_output)} lines: {summarise_output(worker_output)}")
     for problem in problems:
         print(f"bench_agents: FAILED: {problem}", flush=True)
     print(json.dumps(result))
