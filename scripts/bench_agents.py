@@ -102,8 +102,33 @@ def run_worker(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     django.setup()
+    if args.runner != "sandboxed" or args.max_cached_workflows:
+        patch_worker(args.runner, args.max_cached_workflows)
     call_command("temporal_worker", task_queue=args.task_queue, max_concurrent_steps=args.steps)
     return 0
+
+
+def patch_worker(runner: str, max_cached_workflows: int | None) -> None:
+    """Experiments on the worker the command builds: how the workflow sandbox and the size of the
+    workflow cache weigh on CPU and memory (``--runner``, ``--max-cached-workflows``)."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from temporal_worker import worker as worker_module
+
+    original = worker_module.build_worker
+
+    def build_worker(*args: Any, **kwargs: Any) -> Any:
+        if runner == "unsandboxed":
+            kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
+        elif runner == "passthrough":  # the sandbox shares the library's modules instead of re-importing them
+            restrictions = SandboxRestrictions.default.with_passthrough_modules("temporal_worker")
+            kwargs["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
+        if max_cached_workflows:
+            kwargs["max_cached_workflows"] = max_cached_workflows
+        return original(*args, **kwargs)
+
+    worker_module.build_worker = build_worker
 
 
 # ---------------------------------------------------------------------- measuring
@@ -321,12 +346,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=1000 if quick else 10_000, help="active instances (10,000)")
     parser.add_argument("--few", type=int, default=10, help="instances for the baseline routing figure (10)")
     parser.add_argument("--route", type=int, default=30 if quick else 100, help="pings timed per routing figure (100)")
-    parser.add_argument("--events", type=int, default=500 if quick else 5000, help="events one instance handles (5,000)")
+    parser.add_argument(
+        "--events", type=int, default=500 if quick else 5000, help="events one instance handles (5,000)"
+    )
     parser.add_argument("--batch", type=int, default=200, help="accounts opened per transaction (200)")
     parser.add_argument("--window", type=int, default=1000, help="instances or pings on the way at once (1,000)")
     parser.add_argument("--steps", type=int, default=16, help="the worker's --max-concurrent-steps (16, the default)")
     parser.add_argument(
         "--in-process-worker", action="store_true", help="run the worker in this process (its RSS is then this one's)"
+    )
+    parser.add_argument(
+        "--runner",
+        choices=["sandboxed", "passthrough", "unsandboxed"],
+        default="sandboxed",
+        help="experiment: the worker's workflow runner (default: the library's, sandboxed)",
+    )
+    parser.add_argument(
+        "--max-cached-workflows",
+        type=int,
+        help="experiment: the worker's workflow cache (default: temporalio's, 1,000)",
     )
     parser.add_argument(
         "--no-bytecode-cache",
@@ -349,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     task_queue = f"bench-agents-{os.getpid()}"
     # The workflow sandbox imports the workflow modules again for every workflow run it creates
     # (a new run, or one replayed after it left the worker's cache). An installed package has
-    # their bytecode; a source checkout under PYTHONDONTWRITEBYTECODE=1 compiles them each time,
-    # which costs more than the rest of the run. Bytecode goes to a cache in the temporary directory.
+    # their bytecode; a source checkout under PYTHONDONTWRITEBYTECODE=1 compiles them each time
+    # (some 20 ms of CPU per run here). Bytecode goes to a cache in the temporary directory.
     worker_env = dict(os.environ)
     if not args.no_bytecode_cache:
         sys.pycache_prefix = worker_env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp.name, "pycache")
@@ -364,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     call_command("migrate", run_syncdb=True, verbosity=0)
 
     from benchapp.models import Account
+
     from django_bridge.models import WorkflowRun
     from facade.testing import TemporalTestEnvironment
 
+    if args.in_process_worker and (args.runner != "sandboxed" or args.max_cached_workflows):
+        patch_worker(args.runner, args.max_cached_workflows)
     log = HandlerLog(log_path)
     bench = Bench(args, log)
     worker: subprocess.Popen[str] | None = None
@@ -385,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                 address = env.client.service_client.config.target_host
                 worker = subprocess.Popen(
                     [sys.executable, os.path.abspath(__file__), "--worker", "--db", db_path, "--address", address]
-                    + ["--task-queue", task_queue, "--log", log_path, "--steps", str(args.steps)],
+                    + ["--task-queue", task_queue, "--log", log_path, "--steps", str(args.steps)]
+                    + ["--runner", args.runner]
+                    + (["--max-cached-workflows", str(args.max_cached_workflows)] if args.max_cached_workflows else []),
                     stdout=subprocess.PIPE,
                     text=True,
                     env=worker_env,
@@ -492,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         "agent_worker_rss_mb_10k": round(rss_many, 1),
         "agent_worker_rss_mb_end": round(rss_end, 1),
         "instances": args.instances,
+        "runner": args.runner,
+        "worker": "in-process" if args.in_process_worker else "own process",
         "events": args.events,
         "route_pings": args.route,
     }
