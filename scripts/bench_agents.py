@@ -349,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--events", type=int, default=500 if quick else 5000, help="events one instance handles (5,000)"
     )
-    parser.add_argument("--batch", type=int, default=200, help="accounts opened per transaction (200)")
-    parser.add_argument("--window", type=int, default=1000, help="instances or pings on the way at once (1,000)")
+    parser.add_argument("--batch", type=int, default=100, help="accounts opened per transaction (100)")
+    parser.add_argument("--window", type=int, default=300, help="instances or pings on the way at once (300)")
     parser.add_argument("--steps", type=int, default=16, help="the worker's --max-concurrent-steps (16, the default)")
     parser.add_argument(
         "--in-process-worker", action="store_true", help="run the worker in this process (its RSS is then this one's)"
