@@ -32,11 +32,13 @@ suite: $(TEST_STAMP)
 	$(BIN)/python example/manage.py test shop --noinput
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Library vs raw temporalio (3-step runs), the HTTP action round trip, then model events.
+# Library vs raw temporalio (3-step runs), the HTTP action round trip, model events, then agents
+# (BENCH_QUICK=1 for a smaller agents run).
 bench: $(TEST_STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_actions.py
 	$(BIN)/python scripts/bench_events.py
+	$(BIN)/python scripts/bench_agents.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -215,7 +215,9 @@ class AgentRoute(models.Model):
     key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
-        indexes = [models.Index(fields=["agent", "event_name", "keyset", "key"])]
+        # With ``handler``, routing reads which keysets a handler's routes use from the index
+        # alone, however many instances are active.
+        indexes = [models.Index(fields=["agent", "event_name", "handler", "keyset", "key"])]
 
     def __str__(self) -> str:
         return f"{self.agent} #{self.run_id} <- {self.event_name} {self.match}"

@@ -26,3 +26,25 @@ class PlainTicket(models.Model):
 
     class Meta:
         app_label = "benchapp"
+
+
+class Account(models.Model):
+    """Each account's ``account_opened`` spawns one ``bench_account`` agent instance."""
+
+    name = models.CharField(max_length=50, blank=True, default="")
+
+    events = [EventDefinition("account_opened")]
+
+    class Meta:
+        app_label = "benchapp"
+
+
+class Ping(models.Model):
+    """Each ping's ``ping_sent`` reaches the one instance of its account (a handler ``match``)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE)
+
+    events = [EventDefinition("ping_sent")]
+
+    class Meta:
+        app_label = "benchapp"
