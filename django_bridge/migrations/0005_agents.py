@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "indexes": [
-                    models.Index(fields=["agent", "event_name", "keyset", "key"], name="django_brid_agent_fed25b_idx")
+                    models.Index(fields=["agent", "event_name", "handler", "keyset", "key"], name="django_brid_agent_7f4567_idx")
                 ],
             },
         ),
