@@ -106,3 +106,51 @@ def test_the_interpreter_and_the_declarations_import_no_django():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# The worker runs the library's workflows outside temporalio's sandbox (temporal_worker.worker:
+# they are deterministic by construction). What keeps that true is that importing them loads
+# nothing but the standard library, temporalio and these pure modules of ours.
+WORKFLOW_MODULES_MAY_LOAD = {
+    "temporal_worker",
+    "temporal_worker.workflows",
+    "temporal_worker.workflows.interpreter",
+    "temporal_worker.workflows.events",
+    "temporal_worker.workflows.agent",
+    "temporal_worker.workflows.timing",
+    "temporal_worker.protocol",
+    "temporal_worker.transitions",
+    "temporal_worker.display",
+}
+
+
+def modules_loaded_by(module: str) -> list[str]:
+    """What importing ``module`` in a fresh interpreter loads beyond the standard library,
+    temporalio (and what temporalio itself loads) and ``WORKFLOW_MODULES_MAY_LOAD``."""
+    code = (
+        "import sys, importlib\n"
+        "import temporalio.workflow, temporalio.common, temporalio.exceptions, temporalio.worker\n"
+        "before = set(sys.modules)\n"
+        f"importlib.import_module({module!r})\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return sorted(
+        name
+        for name in out.stdout.split()
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and not name.startswith("_sysconfigdata")  # the standard library's, named by platform
+        and name.split(".")[0] != "temporalio"
+        and name not in WORKFLOW_MODULES_MAY_LOAD
+    )
+
+
+def test_the_unsandboxed_workflows_load_only_the_standard_library_temporalio_and_pure_modules():
+    """No Django, pydantic, declaration layer or user code: nothing that could make them non-deterministic."""
+    assert modules_loaded_by("temporal_worker.workflows") == []
+
+
+def test_the_workflow_module_check_sees_a_worker_side_module():
+    """The check above can fail: compiling specs needs the declaration layer, and with it pydantic."""
+    loaded = modules_loaded_by("temporal_worker.spec")
+    assert "facade" in loaded and any(name.startswith("pydantic") for name in loaded)
