@@ -159,8 +159,20 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench_events: {what} did not happen within {timeout}s")
+            raise SystemExit(f"bench_events: {what} did not happen within {timeout}s; {state()}")
         time.sleep(0.005)
+
+
+def state() -> str:
+    """What the database says, for a message about something that did not happen."""
+    from django.db.models import Count, F
+
+    from django_bridge.models import Event, WorkflowRun
+
+    events = dict(Event.objects.values_list("status").annotate(n=Count("id")))
+    undispatched = Event.objects.filter(dispatched_version__lt=F("version")).count()
+    runs = dict(WorkflowRun.objects.values_list("status").annotate(n=Count("id")))
+    return f"events by status {events} ({undispatched} not dispatched), runs by status {runs}"
 
 
 # ---------------------------------------------------------------------- the worker process
