@@ -9,10 +9,9 @@ fires, and what events cost a save.
   less. The events are all saved, and their runs created and waiting, before the first is due
   (the script says so if saving took longer), so the figure is about firing, not about a
   backlog of saves. ``fire_breakdown_ms`` splits it along the run's Temporal history (medians
-  over ``--histories`` runs): the timer firing late (``timer``), the workflow task that the
-  fired timer schedules (``task_queued``: scheduled to started; ``task_run``: started to
-  completed), the step's activity reaching the worker (``activity_queued``) and the library's
-  work inside the activity before the step's own code (``step_prelude``).
+  over ``--histories`` runs; see ``fire_breakdown``): how late the timer fired and how much of
+  that the workflow task that set it cost, the workflow task the timer scheduled (queued, run),
+  the step's activity reaching the worker, and the library's work before the step's own code.
 - ``events_dispatch_per_s`` / ``plain_saves_per_s``: entities saved per second, each save in
   its own transaction (as in a web request), with one immediate event and one callback, and the
   same model without events; ``events_save_ratio`` is their ratio.
@@ -160,7 +159,7 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
     while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit(f"bench_events: {what} did not happen within {timeout}s; {state()}")
-        time.sleep(0.005)
+        time.sleep(0.02)  # the marks carry the times: polling faster only burns the CPU the worker needs
 
 
 def state() -> str:
@@ -196,8 +195,20 @@ def fire_breakdown(client: Any, samples: list[tuple[str, float, float]]) -> dict
     """Medians, in ms, of where the time between a run's due time and its step's code went.
 
     ``samples``: (workflow id, due time, step code start) in epoch seconds. Read from each
-    run's history: the timer that waited for the due time (its TimerFired), the workflow task
-    that followed, the step's ActivityTaskScheduled and ActivityTaskStarted.
+    run's history, around the step's ActivityTaskScheduled:
+
+    - ``timer``: how late after the due time the last timer before it fired. A timer is set for
+      ``due - workflow.now()``, the time its workflow task started, but the server starts it when
+      that task completes: ``timer_set_late`` is how long the task that set it took, which the
+      timer inherits;
+    - ``task_queued`` / ``task_run``: the workflow task the fired timer scheduled, from scheduled
+      to started (dispatch to the worker) and from started to completed (the worker's work);
+    - ``activity_queued``: the step's activity from scheduled to started (zero when the worker
+      got it eagerly, in the answer to its completed workflow task);
+    - ``step_prelude``: from the activity's start to the step's own code (the library loads the
+      run and writes the projection).
+
+    Runs whose due time had passed when they started have no timer; they are left out.
     """
     from temporalio.api.enums.v1 import EventType
 
@@ -206,39 +217,55 @@ def fire_breakdown(client: Any, samples: list[tuple[str, float, float]]) -> dict
     async def histories() -> list[Any]:
         return [await client.get_workflow_handle(wid).fetch_history() for wid, _, _ in samples]
 
-    parts: dict[str, list[float]] = {
-        k: [] for k in ("timer", "task_queued", "task_run", "to_activity", "activity_queued", "step_prelude", "total")
-    }
+    names = ("timer_set_late", "timer", "task_queued", "task_run", "activity_queued", "step_prelude", "total")
+    parts: dict[str, list[float]] = {k: [] for k in names}
     for history, (_, due, step_at) in zip(bridge.run_sync(histories(), timeout=120), samples, strict=True):
-        events = list(history.events)
+        events = {e.event_id: e for e in history.events}
 
         def at(e: Any) -> float:
             return e.event_time.ToMicroseconds() / 1e6
 
-        fired = next(e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED)
-        after = [e for e in events if e.event_id > fired.event_id]
-        scheduled = next(e for e in after if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED)
-        started = next(e for e in after if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
-        completed = next(e for e in after if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-        act_scheduled = next(e for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
-        act_started = next(e for e in after if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
-        points = [due, at(fired), at(scheduled), at(started), at(completed), at(act_scheduled), at(act_started)]
-        for name, (a, b) in zip(
-            ("timer", "task_queued", "task_run", "to_activity", "activity_queued"),
+        activity = next(
+            e
+            for e in events.values()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name.endswith(".fire")
+        )
+        fired = next(
             (
-                (points[0], points[1]),
-                (points[2], points[3]),
-                (points[3], points[4]),
-                (points[4], points[5]),
-                (points[5], points[6]),
+                e
+                for i, e in sorted(events.items(), reverse=True)
+                if i < activity.event_id and e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
             ),
-            strict=True,
-        ):
+            None,
+        )
+        if fired is None:
+            continue
+        timer = events[fired.timer_fired_event_attributes.started_event_id]
+        set_by = events[timer.timer_started_event_attributes.workflow_task_completed_event_id]
+        set_started = events[set_by.workflow_task_completed_event_attributes.started_event_id]
+        completed = events[activity.activity_task_scheduled_event_attributes.workflow_task_completed_event_id]
+        started = events[completed.workflow_task_completed_event_attributes.started_event_id]
+        act_started = next(
+            e
+            for e in events.values()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and e.activity_task_started_event_attributes.scheduled_event_id == activity.event_id
+        )
+        spans = {
+            "timer_set_late": (at(set_started), at(set_by)),
+            "timer": (due, at(fired)),
+            "task_queued": (at(fired), at(started)),
+            "task_run": (at(started), at(completed)),
+            "activity_queued": (at(activity), at(act_started)),
+            "step_prelude": (at(act_started), step_at),
+            "total": (due, step_at),
+        }
+        for name, (a, b) in spans.items():
             parts[name].append((b - a) * 1000)
-        parts["task_queued"][-1] += (points[2] - points[1]) * 1000  # fired -> scheduled: the same instant
-        parts["step_prelude"].append((step_at - points[6]) * 1000)
-        parts["total"].append((step_at - due) * 1000)
-    return {k: round(statistics.median(v), 1) for k, v in parts.items()}
+    result = {k: round(statistics.median(v), 1) for k, v in parts.items() if v}
+    result["runs"] = len(parts["total"])
+    return result
 
 
 # ---------------------------------------------------------------------- the bench
@@ -330,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             # 2. Scheduled events due within a minute: the start of each run's step vs its due time.
-            lead = 20.0
+            lead = args.lead
             now = timezone.now()
             due: dict[int, float] = {}
             for i in range(args.scheduled):
