@@ -318,13 +318,13 @@ def main(argv: list[str] | None = None) -> int:
 
     marks = Marks(marks_path)
     worker: subprocess.Popen[str] | None = None
-    try:
-        with TemporalTestEnvironment(
-            start_worker=args.in_process_worker,
-            task_queue=task_queue,
-            max_concurrent_steps=args.steps,
-            heartbeat_timeout=10.0,  # the library's default, as the worker process has it
-        ) as env:
+    with TemporalTestEnvironment(
+        start_worker=args.in_process_worker,
+        task_queue=task_queue,
+        max_concurrent_steps=args.steps,
+        heartbeat_timeout=10.0,  # the library's default, as the worker process has it
+    ) as env:
+        try:  # the worker stops before the server does
             if args.in_process_worker:
                 layout = "worker in this process"
             else:
@@ -423,13 +423,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             wait_until(lambda: all(marks.has("opened", pk) for pk in pks), 120, "the save-rate callbacks")
-    finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
 
     result = {
         "event_to_callback_p50_ms": round(p50, 1),
