@@ -37,8 +37,10 @@ from facade.testing import TemporalTestEnvironment, wait_for
 from temporal_worker import client as bridge
 from temporal_worker.protocol import event_workflow_id
 from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
-from tests.testapp import durability_workflows  # noqa: F401  (registers the workflows used here)
-from tests.testapp import event_automations  # noqa: F401  (the event subscribers of event_due)
+from tests.testapp import (
+    durability_workflows,  # noqa: F401  (registers the workflows used here)
+    event_automations,  # noqa: F401  (the event subscribers of event_due)
+)
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 RECORD = os.environ.get("RECORD_HISTORIES") == "1"
