@@ -373,6 +373,38 @@ def test_an_occurrence_lost_to_a_temporal_outage_is_dispatched_once_later(dev, l
     assert lines(log)[f"welcome {reservation.pk}"] == 1
 
 
+def test_a_save_does_not_wait_for_temporal(dev, log):
+    """The dispatch is a thread's business: a save returns at once even when Temporal does not
+    answer, and what that thread could not send waits in the outbox."""
+    import socket
+
+    from django_bridge.conf import automation_settings
+    from temporal_worker.dispatch import wait_dispatched
+
+    silent = socket.socket()  # accepts connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    bridge.set_client(None)
+    automation_settings.overrides["TEMPORAL_ADDRESS"] = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        began = time.monotonic()
+        reservation = Reservation.objects.create(checkin_at=timezone.now(), status="confirmed")
+        took = time.monotonic() - began
+        assert not wait_dispatched(0.5)  # still trying to reach the silent server
+    finally:
+        silent.close()  # the connection attempt fails now
+        assert wait_dispatched(60)
+        del automation_settings.overrides["TEMPORAL_ADDRESS"]
+        dev.activate()
+    assert took < 0.5, f"the save took {took:.2f} s"
+    event = event_of(reservation, "reservation_confirmed")
+    assert event.dispatched_version < event.version  # kept in the outbox
+    assert dispatch_pending() == Event.objects.filter(entity_id=str(reservation.pk)).count()
+    wait_logged(log, f"welcome {reservation.pk}")
+    event_closed(dev, event)
+    assert lines(log)[f"welcome {reservation.pk}"] == 1
+
+
 def test_sync_for_brings_bulk_created_entities_up_to_date(dev, log):
     from django.core.management import call_command
 
