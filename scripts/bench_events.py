@@ -12,6 +12,8 @@ fires, and what events cost a save.
   over ``--histories`` runs; see ``fire_breakdown``): how late the timer fired and how much of
   that the workflow task that set it cost, the workflow task the timer scheduled (queued, run),
   the step's activity reaching the worker, and the library's work before the step's own code.
+  ``fire_worker_cpu_ms_per_event``: the worker process's CPU while they came due, per event
+  (its event workflow and its run).
 - ``events_dispatch_per_s`` / ``plain_saves_per_s``: entities saved per second, each save in
   its own transaction (as in a web request), with one immediate event and one callback, and the
   same model without events; ``events_save_ratio`` is their ratio.
@@ -160,6 +162,16 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"bench_events: {what} did not happen within {timeout}s; {state()}")
         time.sleep(0.02)  # the marks carry the times: polling faster only burns the CPU the worker needs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def state() -> str:
@@ -379,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
 
             wait_until(lambda: runs_waiting() or any(pk in marks.read()["fired"] for pk in due), 120, "the runs")
             ready = time.time()
+            worker_pid = worker.pid if worker is not None else os.getpid()
+            cpu_before = cpu_seconds(worker_pid)
             first_due = min(due.values())
             if ready > first_due:
                 print(
@@ -387,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             wait_until(lambda: all(pk in marks.read()["fired"] for pk in due), 180, "the scheduled events")
             fired = marks.seen["fired"]
+            # What the worker spent while the events came due: each one's event workflow (occur,
+            # load, deliver) and its run (timer, step).
+            fire_cpu_ms = (cpu_seconds(worker_pid) - cpu_before) * 1000 / args.scheduled
             errors = [(fired[pk] - due[pk]) * 1000 for pk in due]
             fire_p50 = statistics.median(errors)
             print(
@@ -404,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             breakdown = fire_breakdown(env.client, [(ids[str(pk)], due[pk], fired[pk]) for pk in sampled])
             print(f"fire error by stage, median of {len(sampled)} runs (ms): {json.dumps(breakdown)}", flush=True)
+            print(f"worker CPU while they came due: {fire_cpu_ms:.1f} ms per scheduled event", flush=True)
 
             # 3. saves per second with and without events (each save its own transaction).
             def rate(model: Any) -> tuple[float, list[int]]:
@@ -437,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         "scheduled_fire_error_p50_ms": round(fire_p50, 1),
         "scheduled_fire_error_p95_ms": round(percentile(errors, 0.95), 1),
         "fire_breakdown_ms": breakdown,
+        "fire_worker_cpu_ms_per_event": round(fire_cpu_ms, 1),
         "events_dispatch_per_s": round(with_events, 1),
         "plain_saves_per_s": round(plain, 1),
         "events_save_ratio": round(ratio, 3),
