@@ -297,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--steps", type=int, default=32, help="the worker's concurrent steps (default 32)")
     parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="an extra argument for the dev server, e.g. --server-arg=--dynamic-config-value --server-arg=KEY=VALUE",
+    )
+    parser.add_argument(
         "--in-process-worker", action="store_true", help="run the worker in this process (shares its interpreter lock)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -335,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         task_queue=task_queue,
         max_concurrent_steps=args.steps,
         heartbeat_timeout=10.0,  # the library's default, as the worker process has it
+        dev_server_args=args.server_arg,
     ) as env:
         try:  # the worker stops before the server does
             if args.in_process_worker:
