@@ -315,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args)
 
     setup_paths()
+    # Stopped by SIGTERM: still stop the worker and the dev server on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     tmp = tempfile.TemporaryDirectory(prefix="automation-bench-events-")
     db_path = os.path.join(tmp.name, "bench.sqlite3")
     marks_path = os.environ[MARKS_ENV] = os.path.join(tmp.name, "marks")
