@@ -321,7 +321,9 @@ class TemporalTestEnvironment:
     def stop(self) -> None:
         from django_bridge.conf import automation_settings
         from temporal_worker import client as bridge
+        from temporal_worker.dispatch import wait_dispatched
 
+        wait_dispatched(10)  # what the test committed goes to this server, not the next one
         self.stop_worker()
         if self.env is not None:
             bridge.run_sync(self.env.shutdown(), timeout=60)
@@ -452,23 +454,43 @@ class TemporalTestEnvironment:
 
         wait_for(lambda: in_flight.count == 0, timeout=timeout, message="activities still running")
 
+    def wait_dispatched(self, timeout: float = 30.0) -> None:
+        """Wait until the model event changes committed in this process so far were sent to
+        Temporal (they go from a background thread, after the commit), or were left in the
+        outbox because Temporal could not be reached."""
+        from temporal_worker.dispatch import wait_dispatched
+
+        if not wait_dispatched(timeout):
+            raise AssertionError(f"the model events committed so far were not dispatched within {timeout}s")
+
     def wait_event_delivered(self, event: Any, timeout: float = 30.0) -> None:
         """Wait until the event's workflow has delivered it (callbacks, runs, waits) and closed.
 
         ``event`` is an ``Event`` row or its id. On the time-skipping server time moves forward
-        while waiting, so a pending scheduled event comes due and occurs first.
+        while waiting, so a pending scheduled event comes due and occurs first. An event saved
+        by another process, whose workflow does not exist yet, is waited for too.
         """
+        from temporalio.service import RPCError, RPCStatusCode
+
         from temporal_worker import client as bridge
         from temporal_worker.protocol import event_workflow_id
 
         event_id = getattr(event, "pk", event)
+        deadline = time.monotonic() + timeout
+        self.wait_dispatched(timeout)
         handle = self.env.client.get_workflow_handle(event_workflow_id(event_id))
 
         async def delivered() -> None:
-            try:
-                await asyncio.wait_for(handle.result(), timeout=timeout)
-            except TimeoutError:
-                raise AssertionError(f"event {event_id}: its workflow did not close within {timeout}s") from None
+            while True:
+                try:
+                    await asyncio.wait_for(handle.result(), timeout=max(0.0, deadline - time.monotonic()))
+                    return
+                except TimeoutError:
+                    raise AssertionError(f"event {event_id}: its workflow did not close within {timeout}s") from None
+                except RPCError as err:  # not started yet: dispatched by another process, or the sweep
+                    if err.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
 
         bridge.run_sync(delivered(), timeout=timeout + 10)
 

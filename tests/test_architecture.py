@@ -117,6 +117,7 @@ WORKFLOW_MODULES_MAY_LOAD = {
     "temporal_worker.workflows.interpreter",
     "temporal_worker.workflows.events",
     "temporal_worker.workflows.agent",
+    "temporal_worker.workflows.timing",
     "temporal_worker.protocol",
     "temporal_worker.transitions",
     "temporal_worker.display",

@@ -6,14 +6,19 @@ tests/testapp/event_automations.py; what callbacks and steps did is counted in a
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from temporalio import workflow
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.worker import Interceptor, WorkflowInboundInterceptor
 
 from django_bridge.models import Event, WorkflowRun
 from facade import engine
@@ -87,6 +92,7 @@ def test_an_immediate_event_runs_its_callback_once_after_commit(dev, log):
     assert event_closed(dev, event) == WorkflowExecutionStatus.COMPLETED
     reservation.guest = Guest.objects.create(name="someone")
     reservation.save()  # the condition still holds: it occurred already, once per entity
+    dev.wait_dispatched()
     assert dispatch_pending() == 0
     event.refresh_from_db()
     assert (
@@ -141,6 +147,7 @@ def test_two_hundred_entities_in_one_transaction(dev, log):
     wait_for(lambda: sum(n for k, n in lines(log).items() if k.startswith("parcel ")) >= 200, timeout=120)
     assert {k for k in lines(log) if k.startswith("parcel ")} == {f"parcel {p.pk} {p.pk}" for p in parcels}
     assert all(n == 1 for k, n in lines(log).items() if k.startswith("parcel "))
+    dev.wait_dispatched()  # the dispatch thread marks the rows once Temporal has them
     assert not Event.objects.filter(dispatched_version__lt=F("version")).exists()
 
 
@@ -199,6 +206,53 @@ def _runs_of(event: Event, count: int) -> list[WorkflowRun] | None:
 def server_now(env: TemporalTestEnvironment) -> dt.datetime:
     """The time-skipping server's clock (ahead of this machine's once time was skipped)."""
     return bridge.run_sync(env.env.get_current_time(), timeout=30)
+
+
+class _SlowFirstTask(Interceptor):
+    """Makes the first workflow task of every ``CheckinAtTime`` run take 3 s, as a task does
+    that waits in a worker busy with hundreds of runs created at once."""
+
+    def workflow_interceptor_class(self, input: Any) -> type[WorkflowInboundInterceptor] | None:
+        return _SlowInbound
+
+
+class _SlowInbound(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: Any) -> Any:
+        if workflow.info().workflow_type == "CheckinAtTime" and not workflow.unsafe.is_replaying():
+            time.sleep(3)  # blocks the task, not the workflow's clock
+        return await super().execute_workflow(input)
+
+
+def test_a_slow_task_does_not_make_a_due_run_late(transactional_db, log):
+    """A timer is late by the workflow task that set it; the run wakes early and sets its last
+    timer from a task of its own, so its step starts on time all the same."""
+    from temporalio.api.enums.v1 import EventType
+
+    from temporal_worker.worker import build_worker
+
+    with TemporalTestEnvironment(start_worker=False) as env:
+
+        async def launch() -> Any:
+            # debug_mode: no deadlock detection, which would fail a task blocked for 2 s.
+            worker = build_worker(env.client, env.task_queue, interceptors=[_SlowFirstTask()], debug_mode=True)
+            return worker, asyncio.get_running_loop().create_task(worker.run())
+
+        worker, _ = bridge.run_sync(launch(), timeout=30)
+        try:
+            checkin = timezone.now() + dt.timedelta(seconds=12)
+            reservation = Reservation.objects.create(checkin_at=checkin, status="confirmed")
+            event = event_of(reservation, "checkin_due")
+            run = wait_for(lambda: WorkflowRun.objects.filter(event=event, name="CheckinAtTime").first(), timeout=30)
+            run = env.wait_until_finished(run, timeout=60)
+            assert run.status == "completed"
+            history = env.history(run)
+        finally:
+            bridge.run_sync(worker.shutdown(), timeout=60)
+    step = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    late = step.event_time.ToDatetime(tzinfo=dt.UTC) - checkin
+    assert late < dt.timedelta(seconds=1.5), f"the step was scheduled {late} after its due time"
+    timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert len(timers) == 2, "an early wake-up, then the last timer"
 
 
 def test_scheduled_event_moves_with_its_date_and_fires_once(fresh_ts, log):
@@ -307,6 +361,7 @@ def test_an_occurrence_lost_to_a_temporal_outage_is_dispatched_once_later(dev, l
     automation_settings.overrides["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     try:
         reservation = Reservation.objects.create(checkin_at=timezone.now(), status="confirmed")
+        dev.wait_dispatched()  # the dispatch thread tried, while Temporal was unreachable
         event = event_of(reservation, "reservation_confirmed")
         assert event.dispatched_version < event.version  # kept in the outbox
     finally:
@@ -315,6 +370,38 @@ def test_an_occurrence_lost_to_a_temporal_outage_is_dispatched_once_later(dev, l
     wait_logged(log, f"welcome {reservation.pk}", timeout=30)  # the sweep, within its interval
     event_closed(dev, event)
     assert dispatch_pending() == 0
+    assert lines(log)[f"welcome {reservation.pk}"] == 1
+
+
+def test_a_save_does_not_wait_for_temporal(dev, log):
+    """The dispatch is a thread's business: a save returns at once even when Temporal does not
+    answer, and what that thread could not send waits in the outbox."""
+    import socket
+
+    from django_bridge.conf import automation_settings
+    from temporal_worker.dispatch import wait_dispatched
+
+    silent = socket.socket()  # accepts connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    bridge.set_client(None)
+    automation_settings.overrides["TEMPORAL_ADDRESS"] = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        began = time.monotonic()
+        reservation = Reservation.objects.create(checkin_at=timezone.now(), status="confirmed")
+        took = time.monotonic() - began
+        assert not wait_dispatched(0.5)  # still trying to reach the silent server
+    finally:
+        silent.close()  # the connection attempt fails now
+        assert wait_dispatched(60)
+        del automation_settings.overrides["TEMPORAL_ADDRESS"]
+        dev.activate()
+    assert took < 0.5, f"the save took {took:.2f} s"
+    event = event_of(reservation, "reservation_confirmed")
+    assert event.dispatched_version < event.version  # kept in the outbox
+    assert dispatch_pending() == Event.objects.filter(entity_id=str(reservation.pk)).count()
+    wait_logged(log, f"welcome {reservation.pk}")
+    event_closed(dev, event)
     assert lines(log)[f"welcome {reservation.pk}"] == 1
 
 

@@ -35,8 +35,12 @@ from django_bridge.models import WorkflowRun
 from facade import engine
 from facade.testing import TemporalTestEnvironment, wait_for
 from temporal_worker import client as bridge
-from temporal_worker.workflows import InterpreterWorkflow
-from tests.testapp import durability_workflows  # noqa: F401  (registers the workflows used here)
+from temporal_worker.protocol import event_workflow_id
+from temporal_worker.workflows import EventWorkflow, InterpreterWorkflow
+from tests.testapp import (
+    durability_workflows,  # noqa: F401  (registers the workflows used here)
+    event_automations,  # noqa: F401  (the event subscribers of event_due)
+)
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 RECORD = os.environ.get("RECORD_HISTORIES") == "1"
@@ -49,7 +53,7 @@ def replay(history: WorkflowHistory, workflows: list[type] | None = None, **kwar
     """Replay ``history``; raises (``NondeterminismError``) if the code would act differently."""
 
     async def go() -> None:
-        await Replayer(workflows=workflows or [InterpreterWorkflow], **kwargs).replay_workflow(history)
+        await Replayer(workflows=workflows or [InterpreterWorkflow, EventWorkflow], **kwargs).replay_workflow(history)
 
     asyncio.run(go())
 
@@ -199,6 +203,25 @@ def continue_as_new(env: TemporalTestEnvironment, tmp_path: Path) -> Histories:
         return {"continue_as_new_first": first, "continue_as_new_last": latest}
 
 
+def event_due(env: TemporalTestEnvironment, tmp_path: Path) -> Histories:
+    """A scheduled event due in a few seconds: its event workflow waits for it, lets it occur and
+    delivers it; the run of its zero-offset ``@event_workflow`` waits for its due time, then runs."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from django_bridge.models import Event
+    from tests.testapp.models import Reservation
+
+    reservation = Reservation.objects.create(checkin_at=timezone.now() + dt.timedelta(seconds=3), status="confirmed")
+    event = Event.objects.get(event_name="checkin_due", entity_id=str(reservation.pk))
+    run = wait_for(lambda: WorkflowRun.objects.filter(event=event, name="CheckinAtTime").first(), timeout=30)
+    assert run.status == "waiting"
+    env.wait_event_delivered(event, timeout=30)
+    assert Event.objects.get(pk=event.pk).status == "occurred"
+    return {"event_due": fetch(env, event_workflow_id(event.pk)), "event_due_run": finished(env, run, "completed")}
+
+
 KINDS: dict[str, Callable[[TemporalTestEnvironment, Path], Histories]] = {
     f.__name__: f
     for f in (
@@ -216,6 +239,7 @@ KINDS: dict[str, Callable[[TemporalTestEnvironment, Path], Histories]] = {
         subflow,
         action,
         continue_as_new,
+        event_due,
     )
 }
 # The recordings each kind produces; test_every_kind_is_recorded keeps tests/histories/ complete.
@@ -236,6 +260,8 @@ LABELS = {
     "action",
     "continue_as_new_first",
     "continue_as_new_last",
+    "event_due",
+    "event_due_run",
 }
 
 

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         EventInput,
         EventState,
     )
+    from temporal_worker.workflows.timing import wait_until
 
 __all__ = ["EventWorkflow"]
 
@@ -99,18 +100,9 @@ class EventWorkflow:
                 return {"status": state.status}
             # Pending: sleep until it is due, or until the row changes (its time moved, it was
             # cancelled), whichever comes first.
-            remaining = state.at - workflow.now().timestamp()
-            if remaining > 0:
-                known = max(seen, state.version)
-                try:
-                    await workflow.wait_condition(
-                        lambda known=known: self.version > known,
-                        timeout=remaining,
-                        timeout_summary=f"{state.label} is due",
-                    )
-                    continue  # changed: load it again
-                except TimeoutError:
-                    pass
+            known = max(seen, state.version)
+            if await wait_until(state.at, lambda known=known: self.version > known, f"{state.label} is due"):
+                continue  # changed: load it again
             await _library(
                 EVENT_OCCUR_ACTIVITY,
                 EventInput(inp.event_id, inp.label, state.at, inp.heartbeat_timeout).to_wire(),

@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
 
     # An agent instance's loop: the same kind of module (deterministic, no state of its own).
     from temporal_worker.workflows.agent import AgentLoop
+    from temporal_worker.workflows.timing import wait_until
 
 __all__ = ["SEARCH_ATTRIBUTE_KEYS", "InterpreterWorkflow"]
 
@@ -273,12 +274,8 @@ class InterpreterWorkflow:
             if remaining <= 0:
                 break
             due = self._due
-            try:
-                await workflow.wait_condition(
-                    lambda due=due: self._due != due, timeout=remaining, timeout_summary=summary
-                )
-            except TimeoutError:
-                pass
+            # Woken by the timer or by a move: either way the loop looks at the due time again.
+            await wait_until(due, lambda due=due: self._due != due, summary)
         self._due = None
 
     @workflow.signal(name=RESCHEDULE_SIGNAL)

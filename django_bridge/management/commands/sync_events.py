@@ -11,6 +11,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.management.base import CommandError
+from django.db.models import F
 
 from ._cli import AutomationCommand
 
@@ -24,7 +25,7 @@ class Command(AutomationCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from django_bridge.event_rows import definitions_of, event_models
         from django_bridge.models import Event
-        from temporal_worker.dispatch import dispatch_pending
+        from temporal_worker.dispatch import dispatch_pending, wait_dispatched
 
         if options["models"]:
             chosen = []
@@ -43,5 +44,15 @@ class Command(AutomationCommand):
         for model in chosen:
             changed = Event.objects.sync_for(model._default_manager.all())
             self.stdout.write(f"{model._meta.label}: {changed} event row{'s' if changed != 1 else ''} changed")
-        sent = dispatch_pending()
-        self.stdout.write(f"dispatched {sent} event change{'s' if sent != 1 else ''} to Temporal")
+        # The syncs handed their changes to the dispatch thread; then whatever the outbox holds
+        # (this sync's or older) is tried once more.
+        wait_dispatched()
+        dispatch_pending()
+        left = Event.objects.filter(dispatched_version__lt=F("version")).count()
+        if left:
+            self.stdout.write(
+                f"{left} event change{'s' if left != 1 else ''} not dispatched (Temporal unreachable?); "
+                "the worker sends them when it can reach Temporal"
+            )
+        else:
+            self.stdout.write("every event change is dispatched to Temporal")
