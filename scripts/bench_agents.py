@@ -138,9 +138,16 @@ def drain(stream: Any, lines: list[str]) -> None:
 
 
 def summarise_output(lines: list[str]) -> str:
-    """The worker's output in a few words: how many lines of each Temporal core warning code."""
-    codes = Counter(m.group(0) if (m := re.search(r"TMPRL\d+", line)) else line[:80] for line in lines)
-    return ", ".join(f"{code} x{n}" for code, n in codes.most_common(5))
+    """The worker's output in a few words: how many lines of each kind (a Temporal core warning
+    code, or the message without its time and colours)."""
+
+    def kind(line: str) -> str:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if code := re.search(r"TMPRL\d+", line):
+            return code.group(0)
+        return re.sub(r"^\S*\d{4}-\d\d-\d\dT\S+\s*", "", line)[:100]
+
+    return "; ".join(f"{k} (x{n})" for k, n in Counter(kind(line) for line in lines).most_common(6))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -460,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p50 {p50_few:.1f} ms, p95 {percentile(few, 0.95):.1f} ms",
                 flush=True,
             )
+            cpu.report("routing")
 
             # 2. Spawning the rest, through the spawn events.
             more = args.instances - args.few
