@@ -11,22 +11,30 @@ The agent (``scripts/benchapp/agents.py``) has one instance per ``Account``, spa
 - ``agent_spawn_per_s``: instances created per second through the real spawn path (accounts
   saved, ``--batch`` per transaction, their spawn events routed, each instance's workflow started
   and its spawn handler run), at most ``--window`` instances being spawned at once;
-  ``agent_spawn_seconds`` the time it took for all of them.
+  ``agent_spawn_seconds`` the time it took for all of them, ``agent_spawn_cpu_ms_per_instance``
+  the CPU each process spent per instance (two workflows per instance, the event's and the
+  agent's: six workflow tasks and four activities).
 - ``agent_history_events_max``: the largest Temporal history (events) of any run in the
   continue-as-new chain of one instance after it handled ``--events`` pings. Target: 10,000 or
   less. ``agent_events_handled`` counts the pings whose handler ran, ``agent_events_duplicated``
   those it ran for more than once in a first attempt (a second delivery), and
   ``agent_handler_retries`` Temporal retries; the script fails unless every ping was handled
-  exactly once.
+  exactly once. ``agent_events_per_s``: how many of them the one instance handled per second.
 - ``agent_worker_rss_mb_10k``: the worker process's resident memory with 10,000 idle instances
   (``agent_worker_rss_mb_base`` once the worker is up and warm). Target: 300 MB or less.
 
 Behind it: the Temporal dev server from the virtualenv, the library's worker in a separate
 process (``manage.py temporal_worker`` on this script's settings, so its memory is its own),
 SQLite with ``django_bridge.sqlite.SQLITE_OPTIONS`` in a temporary directory shared by both
-processes. ``BENCH_QUICK=1`` runs a smaller version (1,000 instances, 500 events). The CPU each
-process used per phase is printed too, to show where the time goes. The last line printed is one
-JSON object.
+processes. The CPU each process used per phase is printed too, to show where the time goes.
+The last line printed is one JSON object.
+
+Spawning costs about 0.2 s of CPU per instance (worker and dev server together), so on a 2-core
+machine the full run takes the better part of an hour; ``BENCH_QUICK=1`` runs a smaller version
+(1,000 instances, 500 events) in about five minutes. ``--runner`` and ``--max-cached-workflows``
+are experiments on the worker: the workflow sandbox's share of CPU and memory, and how the size of
+the workflow cache (instances kept in memory; the others are replayed from their history when an
+event reaches them) weighs on memory and routing.
 """
 
 from __future__ import annotations
@@ -138,9 +146,16 @@ def drain(stream: Any, lines: list[str]) -> None:
 
 
 def summarise_output(lines: list[str]) -> str:
-    """The worker's output in a few words: how many lines of each Temporal core warning code."""
-    codes = Counter(m.group(0) if (m := re.search(r"TMPRL\d+", line)) else line[:80] for line in lines)
-    return ", ".join(f"{code} x{n}" for code, n in codes.most_common(5))
+    """The worker's output in a few words: how many lines of each kind (a Temporal core warning
+    code, or the message without its time and colours)."""
+
+    def kind(line: str) -> str:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if code := re.search(r"TMPRL\d+", line):
+            return code.group(0)
+        return re.sub(r"^\S*\d{4}-\d\d-\d\dT\S+\s*", "", line)[:100]
+
+    return "; ".join(f"{k} (x{n})" for k, n in Counter(kind(line) for line in lines).most_common(6))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -460,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p50 {p50_few:.1f} ms, p95 {percentile(few, 0.95):.1f} ms",
                 flush=True,
             )
+            cpu.report("routing")
 
             # 2. Spawning the rest, through the spawn events.
             more = args.instances - args.few
