@@ -30,16 +30,20 @@ class Registry:
         self._agents: dict[str, AgentDefinition] = {}
 
     def register(self, definition: WorkflowDefinition) -> None:
-        existing = self._definitions.get(definition.name) or self._agents.get(definition.name)
-        if existing is not None and _origin(existing.cls) != _origin(definition.cls):
+        self._check_free(definition.name, definition.cls)
+        self._definitions[definition.name] = definition
+
+    def _check_free(self, name: str, cls: type) -> None:
+        """Workflows and agents share one namespace: both are Temporal workflow types."""
+        existing = self._definitions.get(name) or self._agents.get(name)
+        if existing is not None and _origin(existing.cls) != _origin(cls):
             raise WorkflowDefinitionError(
-                definition.name,
+                name,
                 [
-                    f"the name is already used by {_origin(existing.cls)}; "
-                    f"{_origin(definition.cls)} must use another name"
+                    f"the name is already used by {_origin(existing.cls)} (agents and workflows share one "
+                    f"namespace: both are Temporal workflow types); {_origin(cls)} must use another name"
                 ],
             )
-        self._definitions[definition.name] = definition
 
     def get(self, name: str) -> WorkflowDefinition:
         try:
@@ -57,15 +61,7 @@ class Registry:
         return sorted(self._definitions)
 
     def register_agent(self, definition: AgentDefinition) -> None:
-        existing = self._definitions.get(definition.name) or self._agents.get(definition.name)
-        if existing is not None and _origin(existing.cls) != _origin(definition.cls):
-            raise WorkflowDefinitionError(
-                definition.name,
-                [
-                    f"the name is already used by {_origin(existing.cls)} (agents and workflows share one "
-                    f"namespace: both are Temporal workflow types); {_origin(definition.cls)} must use another name"
-                ],
-            )
+        self._check_free(definition.name, definition.cls)
         self._agents[definition.name] = definition
 
     def agent(self, name: str) -> AgentDefinition:
@@ -83,9 +79,6 @@ class Registry:
     def agents(self, event_name: str | None = None) -> list[AgentDefinition]:
         """The agents listening to ``event_name`` (spawning on it or handling it); all when None."""
         return [a for a in self._agents.values() if event_name is None or event_name in a.event_names()]
-
-    def is_agent(self, name: str) -> bool:
-        return name in self._agents
 
     def agent_names(self) -> list[str]:
         return sorted(self._agents)

@@ -36,6 +36,7 @@ from temporal_worker.protocol import (
     HandlerCall,
     event_signal,
 )
+from temporal_worker.spec import retry_spec
 
 __all__ = ["AgentManager", "notices_for_new_instance", "route", "spawn", "write_routes"]
 
@@ -45,16 +46,6 @@ logger = logging.getLogger("django_temporal_automation")
 CONCURRENCY = 50
 # A new instance looks at no more entities than this per match for the events it already has.
 SYNC_LIMIT = 1000
-
-
-def retry_spec(handler: HandlerDef) -> dict[str, Any]:
-    retry = handler.retry
-    return {
-        "max_attempts": retry.max_attempts,
-        "base_delay": retry.base_delay.total_seconds(),
-        "max_delay": retry.max_delay.total_seconds(),
-        "backoff_factor": float(retry.backoff_factor),
-    }
 
 
 # ---------------------------------------------------------------------- the route index
@@ -137,7 +128,7 @@ def notice(event: Event, handlers: list[HandlerDef], label: str | None = None) -
         base=_base(event),
         label=label or event_label(event),
         handlers=tuple(
-            HandlerCall(h.name, h.offset_seconds if h.timed else None, retry_spec(h))
+            HandlerCall(h.name, h.offset_seconds if h.timed else None, retry_spec(h.retry))
             for h in sorted(handlers, key=lambda h: h.name)
         ),
     )
@@ -411,10 +402,6 @@ class AgentManager:
     @staticmethod
     async def acomplete(agent_run: WorkflowRun | int, *, wait: float = 30.0) -> WorkflowRun:
         return await sync_to_async(AgentManager.complete)(agent_run, wait=wait)
-
-
-def active_instance_count(name: str) -> int:
-    return AgentManager.list_active(name).count()
 
 
 def ended(run_id: int, status: str, reason: str = "") -> None:

@@ -16,12 +16,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from django_bridge.event_rows import models_defining
-from django_bridge.models import Event, EventClaim, WorkflowRun
+from django_bridge.models import Event, EventClaim
 from facade import ClaimError, WorkflowStatus
 from facade.contract import current_run_id
 from temporal_worker.matching import entity_index_keys, entity_matches, index_entry, match_hash
 
-__all__ = ["claimed_by", "held_by", "hold", "release", "release_all"]
+__all__ = ["claimed_by", "hold", "release", "release_all"]
 
 
 def _holder(call: str) -> int:
@@ -107,10 +107,6 @@ def release_all(run_id: int) -> int:
     """Release every claim of ``run_id`` (it completed, failed or was cancelled)."""
     deleted, _ = EventClaim.objects.filter(holder_id=run_id).delete()
     return deleted
-
-
-def held_by(run: WorkflowRun | int) -> list[EventClaim]:
-    return list(EventClaim.objects.filter(holder_id=getattr(run, "pk", run)))
 
 
 def claimed_by(event: Event) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 from facade import Retry
 from facade.contract import StepDef, WorkflowDefinition
 
-__all__ = ["compile_spec"]
+__all__ = ["compile_spec", "retry_spec"]
 
 # Definitions are immutable once decorated: compile each once. Weak keys let a definition
 # declared in a test's isolated registry go away with it.
@@ -40,7 +40,7 @@ def compile_spec(definition: WorkflowDefinition) -> dict[str, Any]:
 def _step_spec(step: StepDef) -> dict[str, Any]:
     return {
         "name": step.name,
-        "retry": _retry_spec(step.retry),
+        "retry": retry_spec(step.retry),
         "title": step.title or step.name.replace("_", " "),
         "visible": step.visible,
         "display": step.display,
@@ -49,7 +49,8 @@ def _step_spec(step: StepDef) -> dict[str, Any]:
     }
 
 
-def _retry_spec(retry: Retry) -> dict[str, Any]:
+def retry_spec(retry: Retry) -> dict[str, Any]:
+    """A ``Retry`` as the wire dict the workflows turn into Temporal retry policies."""
     return {
         "max_attempts": retry.max_attempts,
         "base_delay": retry.base_delay.total_seconds(),

@@ -35,23 +35,13 @@ from temporal_worker.protocol import (
     WorkflowStatus,
     event_signal,
 )
-from temporal_worker.spec import compile_spec
+from temporal_worker.spec import compile_spec, retry_spec
 
 from .heartbeat import heartbeats
 
 __all__ = ["deliver_signals", "load_event", "occur", "record_callback_failure", "run_callback"]
 
 logger = logging.getLogger("django_temporal_automation")
-
-
-def _retry_spec(callback: Any) -> dict[str, Any]:
-    retry = callback.retry
-    return {
-        "max_attempts": retry.max_attempts,
-        "base_delay": retry.base_delay.total_seconds(),
-        "max_delay": retry.max_delay.total_seconds(),
-        "backoff_factor": float(retry.backoff_factor),
-    }
 
 
 # ---------------------------------------------------------------------- load
@@ -75,7 +65,7 @@ def load_event(inp: EventInput) -> dict[str, Any]:
             if phase == "occurred" and holder is not None and not callback.ignores_claims:
                 _record(event.pk, phase, callback.name, {"status": "skipped", "reason": f"claimed by run {holder}"})
                 continue
-            owed.append(CallbackCall(phase, callback.name, _retry_spec(callback)))
+            owed.append(CallbackCall(phase, callback.name, retry_spec(callback.retry)))
     at = event.at.timestamp() if event.status == Event.Status.PENDING and event.at else None
     return EventState(
         status=event.status,
