@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.core.checks import Error
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import override_settings
 
 from django_bridge.checks import check_settings
@@ -72,7 +73,13 @@ class MetricsWorker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "django", *argv],
                 cwd=ROOT,
-                env={**command_env(self.address), "PYTHONUNBUFFERED": "1"},
+                env={
+                    **command_env(self.address),
+                    "PYTHONUNBUFFERED": "1",
+                    # The test's own database (on Postgres the test database is not the settings' one).
+                    "DJANGO_SETTINGS_MODULE": "tests.durability_settings",
+                    "DURABILITY_DB_NAME": connection.settings_dict["NAME"],
+                },
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -133,10 +140,12 @@ def test_the_worker_serves_sdk_and_library_metrics(metrics_workers):
     assert failed.status == "failed" and waiting.status == "completed"
 
     def counted() -> dict | None:
-        # The row is written before the workflow closes: the run counters follow a moment later.
+        # The row is written before the workflow closes: the run counters (and the SDK's, which
+        # count the workflow task that closed it) follow a moment later.
         samples = worker.scrape()
         closed = value(samples, "automation_runs_completed_total") + value(samples, "automation_runs_failed_total")
-        return samples if closed >= 4 else None
+        sdk_closed = value(samples, "temporal_workflow_completed", workflow_type="order_fulfillment")
+        return samples if closed >= 4 and sdk_closed >= 2 else None
 
     samples = wait_for(counted, timeout=30, message="the run counters never reached 4 closed runs")
     # The library's: exact, since a replay of history counts nothing again.
