@@ -288,9 +288,11 @@ def test_retried_attempts_write_no_duplicate_rows(active_dev):
     assert run.status == "completed", run.error
     assert run.data["attempts"] == 3 and run.data["notified"]
     assert step_rows(run) == [("notify_housekeeping", "completed")]
+    # The row is written before the attempt's completion reaches Temporal (which records a
+    # retried activity's start only then): read the history once the workflow closed.
+    wait_for_temporal_status(active_dev, run, WorkflowExecutionStatus.COMPLETED)
     attempts = started_events(active_dev.history(run), "flaky.notify_housekeeping")
     assert [a.attempt for a in attempts] == [3]
-    wait_for_temporal_status(active_dev, run, WorkflowExecutionStatus.COMPLETED)
 
 
 def test_exhausted_retries_fail_in_temporal_and_in_the_projection(active_dev, tmp_path):
