@@ -3,8 +3,10 @@
 What a transition changes comes from ``transitions`` (the same functions the interpreter
 workflow applies); this module only turns a change into ``WorkflowRun`` fields and writes it.
 Each write is keyed by ``(run, seq)`` so that an activity retried by Temporal writes nothing
-twice, and each transition is written in one transaction. Each write is timed for the
-``automation_projection_write_seconds`` metric, labelled with its kind (``write``).
+twice, and each transition is written in one transaction. On SQLite the writes of concurrent
+steps are committed together (``group_commit``); each call returns once its write committed.
+Each write is timed for the ``automation_projection_write_seconds`` metric, labelled with its
+kind (``write``), from the call to its commit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils import timezone
 from django_bridge.models import AgentRoute, EventClaim, StepExecution, WorkflowRun
 from temporal_worker import metrics
 from temporal_worker.display import history_display
+from temporal_worker.group_commit import group_commit, in_writer
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
@@ -61,6 +64,22 @@ def _timed(write: str) -> Callable[[F], F]:
 _COLUMNS = {"on_timeout": "on_timeout_step", "child_run_id": "active_child_id"}
 
 
+def _committed(fn: F) -> F:
+    """A write that returns once committed: on SQLite, with the others waiting then (see
+    ``group_commit``). A function with several statements puts them in ``_atomic()``."""
+
+    @functools.wraps(fn)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        return group_commit.run(functools.partial(fn, *args, **kwargs))
+
+    return write  # type: ignore[return-value]
+
+
+def _atomic() -> Any:
+    """One transaction for a write's statements; in the writer's batch, no savepoint of its own."""
+    return transaction.atomic(savepoint=not in_writer())
+
+
 def row_fields(change: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """The ``WorkflowRun`` fields of a state change (``wake_after`` becomes ``wake_at``)."""
     now = now or timezone.now()
@@ -82,15 +101,17 @@ def entry_fields(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
     return row_fields(entering(spec, step, seq))
 
 
+@_committed
 def update_run(run_id: int, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
     final = fields.get("status") in WorkflowStatus.finished()
     if final:
         fields["agent_key"] = None  # an agent instance that ended frees its match for a new one
-    if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
-        raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
-    if final:
-        release_ended(run_id)
+    with _atomic():
+        if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
+            raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
+        if final:
+            release_ended(run_id)
 
 
 def release_ended(run_id: int) -> None:
@@ -118,17 +139,20 @@ def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: st
 
 
 @_timed("entered")
+@_committed
 def record_entered(run_id: int, spec: dict[str, Any], step: str, seq: int) -> None:
     """The run entered ``step`` as entry ``seq`` without a step activity writing it (a gate, an action)."""
     update_run(run_id, **entry_fields(spec, step, seq))
 
 
 @_timed("running")
+@_committed
 def mark_running(run_id: int, step: str) -> None:
     update_run(run_id, **row_fields(running(step)))
 
 
 @_timed("failed_attempt")
+@_committed
 def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta | None) -> None:
     """Keep the context of an attempt that raised; back off as WAITING (semantics: "Step retries")."""
     if retry_in is None:
@@ -139,6 +163,7 @@ def save_failed_attempt(run_id: int, data: dict[str, Any], retry_in: timedelta |
 
 
 @_timed("directive")
+@_committed
 def record_directive(
     run_id: int, spec: dict[str, Any], step: str, seq: int, data: dict[str, Any], directive: Directive
 ) -> None:
@@ -149,35 +174,39 @@ def record_directive(
     """
     change, row = after_directive(spec, step, seq, directive)
     last = {"seq": seq, "step": step, "directive": directive.to_wire()}
-    with transaction.atomic():
+    with _atomic():
         update_run(run_id, data=data, last_transition=last, **row_fields(change))
         if row is not None:
             _step_row(run_id, spec, seq, step, row.status, error=row.error)
 
 
 @_timed("step_failed")
+@_committed
 def record_step_failed(run_id: int, spec: dict[str, Any], step: str, seq: int, error: str) -> None:
     """A step failed without a result (retries exhausted, timed out, bad target)."""
     change: dict[str, Any] = {"current_step": step, "error": error, **clear_wait()}
     if not spec.get("on_fail"):  # otherwise the run is failed once its @on_fail handler ran
         change["status"] = WorkflowStatus.FAILED
-    with transaction.atomic():
+    with _atomic():
         _step_row(run_id, spec, seq, step, StepStatus.FAILED, error=error)
         update_run(run_id, **row_fields(change))
 
 
 @_timed("failed")
+@_committed
 def record_finished_failed(run_id: int, data: dict[str, Any], error: str) -> None:
     update_run(run_id, data=data, **row_fields({"error": error, "status": WorkflowStatus.FAILED, **clear_wait()}))
 
 
 @_timed("completed")
+@_committed
 def record_completed(run_id: int, step: str, data: dict[str, Any] | None) -> None:
     change = {"status": WorkflowStatus.COMPLETED, "progress": 1.0, "current_step": step, **clear_wait()}
     update_run(run_id, **({"data": data} if data is not None else {}), **row_fields(change))
 
 
 @_timed("cancelled")
+@_committed
 def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, reason: str) -> None:
     change = {
         "status": WorkflowStatus.CANCELLED,
@@ -186,12 +215,13 @@ def record_cancelled(run_id: int, spec: dict[str, Any], step: str, seq: int, rea
         "child_run_id": None,
         **clear_wait(),
     }
-    with transaction.atomic():
+    with _atomic():
         _step_row(run_id, spec, seq, step, StepStatus.CANCELLED, error=reason)
         update_run(run_id, **row_fields(change))
 
 
 @_timed("signal_rejected")
+@_committed
 def record_signal_rejected(run_id: int, rejection: dict[str, Any]) -> None:
     """Keep the last hand-sent signal the run rejected (semantics: "Signals sent by hand")."""
     WorkflowRun.objects.filter(pk=run_id).update(rejected_signal=rejection)

@@ -1,0 +1,118 @@
+"""Group commit (SQLite): concurrent projection writes commit together, each caller after its own.
+
+The writer is held busy by a first write while ten step threads hand it theirs; released, it
+commits the ten in one transaction. Each thread then reads its row back on its own connection,
+which shows the write had committed when the call returned. A write whose run row is gone
+fails in its own caller only. Inside a transaction the caller holds, a write runs in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from django_bridge.models import StepExecution, WorkflowRun
+from facade import WorkflowStatus
+from temporal_worker import projection
+from temporal_worker.group_commit import group_commit
+from temporal_worker.protocol import Complete
+
+pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="group commit is for SQLite only")
+
+SPEC = {
+    "name": "gc",
+    "version": "1",
+    "start": "only",
+    "order": ["only"],
+    "on_fail": None,
+    "steps": {"only": {"name": "only", "retry": {}, "title": "Only", "visible": True, "display": {}}},
+}
+
+
+def new_run() -> int:
+    return WorkflowRun.objects.create(name="gc", version="1", data={}, spec=SPEC, task_queue="q").pk
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def hold_the_writer() -> tuple[threading.Thread, threading.Event]:
+    """A write that keeps the writer busy until the event is set; returns once it does."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    blocker = threading.Thread(target=group_commit.run, args=(hold,))
+    blocker.start()
+    assert started.wait(10)
+    return blocker, release
+
+
+def test_concurrent_writes_commit_together_and_each_caller_returns_after_its_own(transactional_db):
+    runs = [new_run() for _ in range(10)]
+    gone = new_run()
+    WorkflowRun.objects.filter(pk=gone).delete()
+    blocker, release = hold_the_writer()
+    before = (group_commit.transactions, group_commit.writes)
+    seen: dict[int, object] = {}
+
+    def step(run_id: int) -> None:
+        try:
+            projection.record_directive(run_id, SPEC, "only", 0, {"n": run_id}, Complete())
+            # On this thread's own connection, right after the call returned.
+            seen[run_id] = WorkflowRun.objects.get(pk=run_id).status
+        except Exception as exc:
+            seen[run_id] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=step, args=(run_id,)) for run_id in [*runs, gone]]
+    for t in threads:
+        t.start()
+    wait_until(lambda: group_commit._queue.qsize() == 11)
+    release.set()
+    for t in [blocker, *threads]:
+        t.join(timeout=30)
+
+    assert all(seen[run_id] == WorkflowStatus.COMPLETED for run_id in runs), seen
+    assert isinstance(seen[gone], WorkflowRun.DoesNotExist)
+    assert StepExecution.objects.filter(run__in=runs).count() == 10
+    assert WorkflowRun.objects.filter(pk__in=runs, data__n__gt=0).count() == 10
+    # The blocker's transaction, then the eleven in one that failed on the deleted row and
+    # were committed one by one: ten more transactions, not eleven.
+    transactions, writes = group_commit.transactions - before[0], group_commit.writes - before[1]
+    assert (transactions, writes) == (1 + 10, 1 + 10)
+
+
+def test_writes_of_one_batch_share_one_transaction(transactional_db):
+    runs = [new_run() for _ in range(10)]
+    blocker, release = hold_the_writer()
+    before = group_commit.transactions
+    threads = [threading.Thread(target=projection.mark_running, args=(run_id, "only"), daemon=True) for run_id in runs]
+    for t in threads:
+        t.start()
+    wait_until(lambda: group_commit._queue.qsize() == 10)
+    release.set()
+    for t in [blocker, *threads]:
+        t.join(timeout=30)
+    assert group_commit.transactions - before == 2  # the blocker's, and one for the ten
+    assert WorkflowRun.objects.filter(pk__in=runs, status=WorkflowStatus.RUNNING).count() == 10
+
+
+def test_inside_a_transaction_a_write_runs_in_the_callers_thread(transactional_db):
+    run_id = new_run()
+    where = []
+    with transaction.atomic():
+        group_commit.run(lambda: where.append(threading.current_thread()))
+        projection.mark_running(run_id, "only")
+        assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.RUNNING
+    assert where == [threading.current_thread()]
