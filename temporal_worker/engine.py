@@ -45,6 +45,7 @@ from temporal_worker.histories import run_timeline
 from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
 from temporal_worker.spec import compile_spec
+from temporal_worker.statements import update_row
 from temporal_worker.timeline import Timeline
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
@@ -162,7 +163,7 @@ class Engine:
                 **projection.entry_fields(spec, definition.start_step, 0),
             )
             run.temporal_workflow_id = new_workflow_id(definition.name, run.pk)
-            WorkflowRun.objects.filter(pk=run.pk).update(temporal_workflow_id=run.temporal_workflow_id)
+            update_row(WorkflowRun, run.pk, {"temporal_workflow_id": run.temporal_workflow_id})
         if connection.in_atomic_block:
             transaction.on_commit(lambda: self._submit(run, raise_errors=False))
         else:
@@ -241,7 +242,7 @@ class Engine:
                 continue
             run.temporal_run_id = temporal_run_id
             try:  # informational only: the workflow id already ties the row to its workflow
-                type(run).objects.filter(pk=run.pk).update(temporal_run_id=temporal_run_id)
+                update_row(type(run), run.pk, {"temporal_run_id": temporal_run_id})
             except (OperationalError, InterfaceError) as exc:
                 logger.warning("%s started on Temporal; its temporal_run_id was not saved: %s", run, exc)
             return

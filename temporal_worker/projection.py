@@ -24,6 +24,7 @@ from temporal_worker import metrics
 from temporal_worker.display import history_display
 from temporal_worker.group_commit import group_commit, in_writer
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
+from temporal_worker.statements import insert_ignoring_conflicts, update_row
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
 __all__ = [
@@ -105,13 +106,15 @@ def entry_fields(spec: dict[str, Any], step: str, seq: int) -> dict[str, Any]:
 def update_run(run_id: int, **fields: Any) -> None:
     fields["updated_at"] = timezone.now()
     final = fields.get("status") in WorkflowStatus.finished()
-    if final:
-        fields["agent_key"] = None  # an agent instance that ended frees its match for a new one
-    with _atomic():
-        if not WorkflowRun.objects.filter(pk=run_id).update(**fields):
+    if not final:
+        if not update_row(WorkflowRun, run_id, fields):
             raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
-        if final:
-            release_ended(run_id)
+        return
+    fields["agent_key"] = None  # an agent instance that ended frees its match for a new one
+    with _atomic():
+        if not update_row(WorkflowRun, run_id, fields):
+            raise WorkflowRun.DoesNotExist(f"workflow run {run_id} no longer exists")
+        release_ended(run_id)
 
 
 def release_ended(run_id: int) -> None:
@@ -135,7 +138,7 @@ def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: st
         # What the step looked like when it ran, so a UI renders history without the class.
         step_display=history_display(spec, step),
     )
-    StepExecution.objects.bulk_create([row], ignore_conflicts=True)
+    insert_ignoring_conflicts(row)
 
 
 @_timed("entered")
