@@ -328,15 +328,19 @@ def wait_idle(pids: list[str], timeout: float = 300.0, busy: float = 0.05) -> No
             raise RuntimeError(f"the workers were still busy after {timeout:.0f}s")
 
 
-def workflow_runner(mode: str, kind: str) -> dict[str, Any]:
-    """The ``workflow_runner`` argument of the worker of ``kind`` for ``--sandbox`` mode."""
+def workflow_runner(mode: str, kind: str, library_runner: Any = None) -> dict[str, Any]:
+    """The ``workflow_runner`` argument of the worker of ``kind`` for ``--sandbox`` mode
+    (``library_runner``: the runner of the library's worker as it ships)."""
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     if kind == "raw_default":
         return {}  # temporalio's defaults, whatever the mode
     if mode == "library":  # the library's worker as it ships; raw runs its workflows the same way
-        return {} if kind == "facade" else {"workflow_runner": UnsandboxedWorkflowRunner()}
+        if kind == "facade":
+            return {}
+        unsandboxed = isinstance(library_runner, UnsandboxedWorkflowRunner)
+        return {"workflow_runner": UnsandboxedWorkflowRunner() if unsandboxed else SandboxedWorkflowRunner()}
     if mode == "sandbox":
         return {"workflow_runner": SandboxedWorkflowRunner()}
     if mode == "unsandboxed":
@@ -384,6 +388,11 @@ class Bench:
             import asyncio
             import concurrent.futures
 
+            facade = build_worker(
+                self.client, FACADE_QUEUE, max_concurrent_steps=threads, **workflow_runner(self.args.sandbox, "facade")
+            )
+            library_runner = facade.config()["workflow_runner"]
+
             def raw_worker(kind: str) -> Worker:
                 return Worker(
                     self.client,
@@ -394,12 +403,9 @@ class Bench:
                         max_workers=threads, thread_name_prefix=f"{kind}-step"
                     ),
                     max_concurrent_activities=threads,
-                    **workflow_runner(self.args.sandbox, kind),
+                    **workflow_runner(self.args.sandbox, kind, library_runner),
                 )
 
-            facade = build_worker(
-                self.client, FACADE_QUEUE, max_concurrent_steps=threads, **workflow_runner(self.args.sandbox, "facade")
-            )
             loop = asyncio.get_running_loop()
             self.workers = [facade, raw_worker("raw"), raw_worker("raw_default")]
             self.worker_tasks = [loop.create_task(w.run()) for w in self.workers]
