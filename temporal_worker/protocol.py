@@ -510,21 +510,34 @@ class StepInput:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What a step activity answers: the new Context, and the directive (none for ``@on_fail``)."""
+    """What a step activity answers: the new Context, and the directive (none for ``@on_fail``).
+
+    ``recorded_in``: for a ``Sleep``, the seconds the activity spent after the step's method
+    returned (writing the transition), which the sleep's timer subtracts: a step sleeps from
+    when it returned, as the row's ``wake_at`` says.
+    """
 
     context: dict[str, Any]
     directive: Directive | None = None
+    recorded_in: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"context": self.context}
         if self.directive is not None:
             wire["directive"] = self.directive.to_wire()
+        if self.recorded_in is not None:
+            wire["recorded_in"] = self.recorded_in
         return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> StepOutcome:
         directive = data.get("directive")
-        return cls(data["context"], directive_from_wire(directive) if directive else None)
+        recorded_in = data.get("recorded_in")
+        return cls(
+            data["context"],
+            directive_from_wire(directive) if directive else None,
+            None if recorded_in is None else float(recorded_in),
+        )
 
 
 # ---------------------------------------------------------------------- records

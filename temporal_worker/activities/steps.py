@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -38,6 +38,7 @@ from temporal_worker.protocol import (
     ChildStart,
     Directive,
     RunOptions,
+    Sleep,
     StartInput,
     StartSubflow,
     StepInput,
@@ -85,16 +86,24 @@ def run_step(inp: StepInput) -> StepOutcome:
         ctx, kwargs = ready
         with metrics.step_duration.time(workflow=inp.workflow, step=inp.step):
             result = _call_step(definition, inp, ctx, kwargs)
+        returned = time.monotonic()
         outcome = _decide(inp, spec, ctx, result)
         try:
-            return _write(inp, spec, outcome, allowance=0)
+            return _since_return(_write(inp, spec, outcome, allowance=0), returned)
         except Exception as exc:
             if not outages.is_outage(exc):
                 raise
             # Keep the outcome where the next attempt finds it should this worker die before
             # the database is back; only then (a heartbeat is a round trip to the server).
             beat.send_now({KEPT_OUTCOME: {"seq": inp.seq, "step": inp.step, "outcome": outcome.to_wire()}})
-            return _write(inp, spec, outcome)
+            return _since_return(_write(inp, spec, outcome), returned)
+
+
+def _since_return(outcome: StepOutcome, returned: float) -> StepOutcome:
+    """A sleep counts from the step's return: say how long recording it took (semantics: "Sleep runs the same step again")."""
+    if not isinstance(outcome.directive, Sleep):
+        return outcome
+    return replace(outcome, recorded_in=round(time.monotonic() - returned, 3))
 
 
 KEPT_OUTCOME = "automation_outcome"

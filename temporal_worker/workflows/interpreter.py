@@ -135,6 +135,7 @@ class InterpreterWorkflow:
         # by the first event signal when that arrives with the start.
         self._agent: AgentLoop | None = None
         self._wake_from: datetime | None = None
+        self._recorded_in: float | None = None  # how long the last step's activity took to record it
 
     # ------------------------------------------------------------------ entry point
     @workflow.run
@@ -232,7 +233,12 @@ class InterpreterWorkflow:
             elif isinstance(directive, Sleep):
                 self._apply(step, directive)
                 self._publish()
-                await workflow.sleep(directive.seconds, summary=f"sleep {human_duration(directive.seconds)} in {step}")
+                seconds = directive.seconds
+                if self._recorded_in and workflow.patched("sleep-counts-from-the-step"):
+                    # The step sleeps from when it returned (its row's wake_at says so), not from
+                    # when its transition was written.
+                    seconds = max(0.0, seconds - self._recorded_in)
+                await workflow.sleep(seconds, summary=f"sleep {human_duration(directive.seconds)} in {step}")
                 self.seq += 1
                 entry = {"resume": True}
             elif isinstance(directive, Wait):
@@ -360,6 +366,7 @@ class InterpreterWorkflow:
         except ValueError as err:  # a directive this version does not know: never loop silently
             await self._fail(step, str(err), recorded=False)
         self.context = outcome.context
+        self._recorded_in = outcome.recorded_in
         assert outcome.directive is not None
         return outcome.directive
 
