@@ -11,7 +11,7 @@ Python CPU time). Prints, per run of each kind:
   Django ORM, payload conversion, ...), inclusive;
 * the top functions by their own (self) time.
 
-``py-spy`` comes from PyPI (``pip install py-spy``); it needs to be allowed to read this
+``py-spy`` comes with the test extras (``pip install -e .[test]``); it needs to be allowed to read this
 process's memory (ptrace). The numbers are CPU milliseconds per run; on a busy machine they
 are steadier than runs per second.
 """
