@@ -110,7 +110,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     django.setup()
-    if args.runner != "sandboxed" or args.max_cached_workflows:
+    if args.runner != "library" or args.max_cached_workflows:
         patch_worker(args.runner, args.max_cached_workflows)
     call_command("temporal_worker", task_queue=args.task_queue, max_concurrent_steps=args.steps)
     return 0
@@ -129,6 +129,8 @@ def patch_worker(runner: str, max_cached_workflows: int | None) -> None:
     def build_worker(*args: Any, **kwargs: Any) -> Any:
         if runner == "unsandboxed":
             kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
+        elif runner == "sandboxed":  # temporalio's default runner
+            kwargs["workflow_runner"] = SandboxedWorkflowRunner()
         elif runner == "passthrough":  # the sandbox shares the library's modules instead of re-importing them
             restrictions = SandboxRestrictions.default.with_passthrough_modules("temporal_worker")
             kwargs["workflow_runner"] = SandboxedWorkflowRunner(restrictions=restrictions)
@@ -372,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--runner",
-        choices=["sandboxed", "passthrough", "unsandboxed"],
-        default="sandboxed",
-        help="experiment: the worker's workflow runner (default: the library's, sandboxed)",
+        choices=["library", "sandboxed", "passthrough", "unsandboxed"],
+        default="library",
+        help="experiment: the worker's workflow runner (default: the library's, which runs its workflows unsandboxed)",
     )
     parser.add_argument(
         "--max-cached-workflows",
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     from django_bridge.models import WorkflowRun
     from facade.testing import TemporalTestEnvironment
 
-    if args.in_process_worker and (args.runner != "sandboxed" or args.max_cached_workflows):
+    if args.in_process_worker and (args.runner != "library" or args.max_cached_workflows):
         patch_worker(args.runner, args.max_cached_workflows)
     log = HandlerLog(log_path)
     bench = Bench(args, log)

@@ -28,7 +28,14 @@ from facade.contract import AgentDefinition, HandlerDef
 from temporal_worker import claims, projection
 from temporal_worker import client as bridge
 from temporal_worker.dispatch import event_label
-from temporal_worker.matching import entity_index_keys, entity_matches, index_entry, match_hash, render_match
+from temporal_worker.matching import (
+    entity_index_keys,
+    entity_matches,
+    index_entry,
+    indexed_match_holds,
+    match_hash,
+    render_match,
+)
 from temporal_worker.protocol import (
     AGENT_COMPLETE_SIGNAL,
     AgentStart,
@@ -95,11 +102,12 @@ def find_instances(definition: AgentDefinition, event: Event, handler: HandlerDe
     if not keysets:
         return []
     query = Q()
-    for keyset, keys in entity_index_keys(event, keysets).items():
+    entity_keys = entity_index_keys(event, keysets)
+    for keyset, keys in entity_keys.items():
         query |= Q(keyset=keyset) if keys is None else Q(keyset=keyset, key__in=keys)
     found = []
     for run_id, match in routes.filter(query).order_by("run_id").values_list("run_id", "match"):
-        if entity_matches(event, match, {}):
+        if indexed_match_holds(event, match, entity_keys):
             found.append(run_id)
     return found
 

@@ -19,7 +19,7 @@ from django_bridge.event_rows import models_defining
 from django_bridge.models import Event, EventClaim
 from facade import ClaimError, WorkflowStatus
 from facade.contract import current_run_id
-from temporal_worker.matching import entity_index_keys, entity_matches, index_entry, match_hash
+from temporal_worker.matching import entity_index_keys, index_entry, indexed_match_holds, match_hash
 
 __all__ = ["claimed_by", "hold", "release", "release_all"]
 
@@ -124,6 +124,6 @@ def claimed_by(event: Event) -> int | None:
     for keyset, found in keys.items():
         query |= Q(keyset=keyset) if found is None else Q(keyset=keyset, key__in=found)
     for holder, match in claims.filter(query).order_by("created_at", "id").values_list("holder_id", "match"):
-        if entity_matches(event, match, {}):
+        if indexed_match_holds(event, match, keys):
             return holder
     return None

@@ -18,7 +18,7 @@ from django.core.exceptions import FieldError, ValidationError
 
 from django_bridge.models import Event
 
-__all__ = ["entity_index_keys", "entity_matches", "index_entry", "match_hash", "render_match"]
+__all__ = ["entity_index_keys", "entity_matches", "index_entry", "indexed_match_holds", "match_hash", "render_match"]
 
 _EXPRESSION = re.compile(r"\{\{\s*(?:ctx|context)\.([A-Za-z_][\w.]*)\s*\}\}")
 
@@ -131,6 +131,20 @@ def index_entry(rendered: dict[str, Any]) -> tuple[str, str]:
         if (path := _equality_path(lookup)) is not None and isinstance(value, _INDEXABLE)
     )
     return ",".join(p for p, _ in paths), _hash([str(v) for _, v in paths])
+
+
+def indexed_match_holds(event: Event, rendered: dict[str, Any], keys: dict[str, set[str] | None]) -> bool:
+    """Whether a candidate found through the index matches ``event``'s entity.
+
+    A match made only of equality lookups with indexable values is settled by the index: the
+    entity's values for its paths (read once for all candidates) hash to the same key. Any other
+    lookup, an entity whose values could not be indexed, or an empty match (the entity must still
+    exist) takes the full filter, one query.
+    """
+    keyset, _ = index_entry(rendered)
+    if keyset and keys.get(keyset) is not None and len(keyset.split(",")) == len(rendered):
+        return True
+    return entity_matches(event, rendered, {})
 
 
 def entity_index_keys(event: Event, keysets: set[str]) -> dict[str, set[str] | None]:

@@ -196,6 +196,44 @@ def test_routing_reads_which_keysets_a_handler_uses_from_the_index_alone(db):
     assert "COVERING INDEX" in plan, plan
 
 
+def test_an_equality_match_is_settled_by_the_index_others_by_the_full_filter(db):
+    """A candidate whose match is only equality lookups matches by its key (no query per
+    candidate); a lookup the index cannot settle, or an entity that is gone, still takes the
+    full filter, and a candidate that fails it is left out."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from temporal_worker import agents as routing
+    from temporal_worker.matching import entity_index_keys, indexed_match_holds
+
+    ada, bob = Guest.objects.create(name="Ada"), Guest.objects.create(name="Bob")
+    message = Message.objects.create(sender=ada, text="hi")
+    definition = registry.agent("guest_support")
+    runs = {}
+    for guest in (ada, bob):
+        runs[guest.pk] = WorkflowRun.objects.create(
+            name="guest_support", kind="agent", status="running", data={"guest_id": guest.pk}
+        )
+        routing.write_routes(runs[guest.pk], definition, runs[guest.pk].data)
+    message_type = ContentType.objects.get_for_model(Message)
+    event = Event(event_name="message_received", content_type=message_type, entity_id=str(message.pk))
+    with CaptureQueriesContext(connection) as queries:
+        found = routing.find_instances(definition, event, definition.handlers["handle_message"])
+    assert found == [runs[ada.pk].pk]
+    assert not [q for q in queries.captured_queries if "EXISTS" in q["sql"].upper() or "LIMIT 1" in q["sql"]]
+
+    keys = entity_index_keys(event, {"sender_id"})
+    assert indexed_match_holds(event, {"sender_id": ada.pk}, keys)
+    # Not settled by the index: a non-equality lookup is checked against the row.
+    assert indexed_match_holds(event, {"sender_id": ada.pk, "text__startswith": "h"}, keys)
+    assert not indexed_match_holds(event, {"sender_id": ada.pk, "text__startswith": "x"}, keys)
+    # An empty match still needs the entity to exist.
+    gone = Event(event_name="message_received", content_type=message_type, entity_id="999999")
+    assert not indexed_match_holds(gone, {}, entity_index_keys(gone, {""}))
+    assert indexed_match_holds(event, {}, entity_index_keys(event, {""}))
+
+
 # ---------------------------------------------------------------------- claims
 def test_claims_hold_release_and_ignores_claims(dev, log):
     guest = Guest.objects.create(name="Ada")

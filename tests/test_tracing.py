@@ -163,3 +163,48 @@ def test_tracing_without_opentelemetry_is_a_check_error(monkeypatch):
             tracing.client_interceptors()
     assert [e.id for e in errors] == ["automation.E031"]
     assert "pip install 'django-temporal-automation[tracing]'" in errors[0].hint
+
+
+def test_a_run_an_event_starts_joins_the_events_trace(traced, tmp_path, monkeypatch):
+    """The event's workflow is started by the dispatch thread after the commit (no request span
+    there); the run it creates is started from its load activity, so the run's steps are spans of
+    the event's trace, below that activity."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from django_bridge.models import WorkflowRun
+    from tests.testapp import event_automations
+    from tests.testapp.models import Reservation
+
+    monkeypatch.setenv(event_automations.LOG_ENV, str(tmp_path / "events.log"))
+    env, exporter = traced
+    reservation = Reservation.objects.create(checkin_at=timezone.now() - dt.timedelta(minutes=1), status="confirmed")
+    run = wait_for(
+        lambda: WorkflowRun.objects.filter(event__entity_id=str(reservation.pk), name="CheckinAtTime").first(),
+        timeout=30,
+        message="the event's workflow created no CheckinAtTime run",
+    )
+    assert env.wait_until_finished(run).status == "completed"
+    steps = wait_for(
+        lambda: [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("automation.run_id") == run.pk],
+        timeout=10,
+        message="the run's step span was never exported",
+    )
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in steps] == ["step CheckinAtTime.run"]
+    assert ancestors(steps[0], spans)[:3] == [
+        "RunActivity:CheckinAtTime.run",
+        "StartActivity:CheckinAtTime.run",
+        "StartWorkflow:CheckinAtTime",
+    ]
+    # ...and above the run's start, the event workflow's load activity and the event's own (signal-with-)start.
+    above = ancestors(steps[0], spans)[3:]
+    assert above[:2] == ["RunActivity:automation.event.load", "StartActivity:automation.event.load"]
+    assert above[-1] == "SignalWithStartWorkflow:automation.event"
+    event_start = next(
+        s
+        for s in spans
+        if s.name == "SignalWithStartWorkflow:automation.event" and s.context.trace_id == steps[0].context.trace_id
+    )
+    assert event_start.parent is None

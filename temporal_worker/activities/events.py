@@ -73,8 +73,15 @@ def load_event(inp: EventInput) -> dict[str, Any]:
         at=at,
         label=label,
         callbacks=tuple(owed),
-        signal_waits=event.status == Event.Status.OCCURRED and "signals" not in delivered,
+        signal_waits=event.status == Event.Status.OCCURRED and "signals" not in delivered and _awaited(event),
     ).to_wire()
+
+
+def _awaited(event: Event) -> bool:
+    """Whether a run waits for this event now: most events wake none, and then the event's
+    workflow ends without the activity that wakes them (an indexed lookup instead of a task)."""
+    name = event_signal(event.event_name)
+    return WorkflowRun.objects.filter(status=WorkflowStatus.SUSPENDED, waiting_signal=name).exists()
 
 
 def _get(event_id: int) -> Event | None:
