@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_bridge.models import Event
 from facade import EventDefinition
 
-__all__ = ["condition_holds", "definitions_of", "event_models", "models_defining", "sync_entity"]
+__all__ = ["condition_holds", "definitions_of", "event_label", "event_models", "models_defining", "sync_entity"]
 
 logger = logging.getLogger("django_temporal_automation")
 
@@ -134,3 +134,10 @@ def _scheduled_change(
     if row.at != at:
         return {"at": at}
     return None
+
+
+def event_label(event: Event) -> str:
+    """``checkin_due of Reservation 42``: how timers and summaries name an event."""
+    model = event.content_type.model_class()
+    name = model.__name__ if model is not None else event.content_type.model
+    return f"{event.event_name} of {name} {event.entity_id}"

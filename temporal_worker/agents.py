@@ -21,13 +21,12 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from django_bridge.conf import automation_settings
-from django_bridge.event_rows import models_defining
+from django_bridge.event_rows import event_label, models_defining
 from django_bridge.models import AgentRoute, Event, StepExecution, WorkflowRun
 from facade import InvalidInputError, RunStateError, WorkflowStatus, registry
 from facade.contract import AgentDefinition, HandlerDef
 from temporal_worker import claims, projection
 from temporal_worker import client as bridge
-from temporal_worker.dispatch import event_label
 from temporal_worker.matching import (
     entity_index_keys,
     entity_matches,
@@ -45,7 +44,7 @@ from temporal_worker.protocol import (
 )
 from temporal_worker.spec import retry_spec
 
-__all__ = ["AgentManager", "notices_for_new_instance", "route", "spawn", "write_routes"]
+__all__ = ["AgentManager", "concerns_agents", "notices_for_new_instance", "route", "spawn", "tell_now", "write_routes"]
 
 logger = logging.getLogger("django_temporal_automation")
 
@@ -142,25 +141,61 @@ def notice(event: Event, handlers: list[HandlerDef], label: str | None = None) -
     )
 
 
-def route(event: Event) -> int:
-    """Send this change of ``event`` to the agent instances it concerns, spawning where due.
-
-    Returns how many instances were told. Repeating it is harmless: an instance keeps the newest
-    notice of each event and runs each handler once per occurrence.
-    """
-    agents = registry.agents(event.event_name)
-    if not agents:
-        return 0
-    holder = claims.claimed_by(event)
-    label = event_label(event)
+def _targets(event: Event, holder: int | None) -> dict[int, tuple[AgentDefinition, list[HandlerDef]]]:
+    """The active instances this change of ``event`` concerns, with the handlers it reaches."""
     targets: dict[int, tuple[AgentDefinition, list[HandlerDef]]] = {}
-    for definition in agents:
+    for definition in registry.agents(event.event_name):
         handlers = [h for h in definition.handlers.values() if h.event_name == event.event_name and _reaches(h, event)]
         for h in handlers:
             for run_id in find_instances(definition, event, h):
                 if holder not in (None, run_id) and not h.ignores_claims:
                     continue  # claimed by another holder (semantics: "Claims")
                 targets.setdefault(run_id, (definition, []))[1].append(h)
+    return targets
+
+
+def concerns_agents(event_name: str) -> bool:
+    return bool(registry.agents(event_name))
+
+
+def change_key(event: Event) -> str:
+    """Names one change of an event row: what the instances were told of."""
+    return f"{event.generation}/{event.version}/{event.status}"
+
+
+def tell_now(events: list[Event]) -> dict[int, str]:
+    """Right after the commit, from the dispatch: tell the active instances each change concerns.
+
+    Returns ``{event id: change_key}`` of the changes that were told, which the event's workflow
+    then does not tell again (it still spawns new instances: that runs ``create_context``, user
+    code, which belongs in the worker). An error leaves the telling to the event's workflow.
+    """
+    told: dict[int, str] = {}
+    sends: list[tuple[WorkflowRun, AgentDefinition, EventNotice]] = []
+    for event in events:
+        if not concerns_agents(event.event_name):
+            continue
+        sends.extend(_notices(event, _targets(event, claims.claimed_by(event)), event_label(event)))
+        told[event.pk] = change_key(event)
+    _send(sends)
+    return told
+
+
+def route(event: Event, *, told: str | None = None) -> int:
+    """Send this change of ``event`` to the agent instances it concerns, spawning where due.
+
+    ``told``: the change the dispatch already told the active instances of (see
+    :func:`tell_now`); when the row is still at that change, only spawning is left. Returns how many instances were told.
+    Repeating it is harmless: an instance keeps the newest notice of each event and runs each
+    handler once per occurrence.
+    """
+    agents = registry.agents(event.event_name)
+    if not agents:
+        return 0
+    holder = claims.claimed_by(event)
+    label = event_label(event)
+    targets = {} if told == change_key(event) else _targets(event, holder)
+    for definition in agents:
         if (
             event.status == Event.Status.OCCURRED
             and event.event_name == definition.spawn_on
@@ -177,11 +212,16 @@ def route(event: Event) -> int:
                 ]
                 known = targets.setdefault(run.pk, (definition, []))[1]
                 known.extend(h for h in on_spawn if h not in known)
+    return _send(_notices(event, targets, label))
+
+
+def _notices(
+    event: Event, targets: dict[int, tuple[AgentDefinition, list[HandlerDef]]], label: str
+) -> list[tuple[WorkflowRun, AgentDefinition, EventNotice]]:
     if not targets:
-        return 0
+        return []
     runs = {r.pk: r for r in WorkflowRun.objects.filter(pk__in=targets, status=WorkflowStatus.RUNNING)}
-    sends = [(runs[pk], definition, notice(event, hs, label)) for pk, (definition, hs) in targets.items() if pk in runs]
-    return _send(sends)
+    return [(runs[pk], definition, notice(event, hs, label)) for pk, (definition, hs) in targets.items() if pk in runs]
 
 
 def _send(sends: list[tuple[WorkflowRun, AgentDefinition, EventNotice]]) -> int:

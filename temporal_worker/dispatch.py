@@ -28,17 +28,16 @@ from django.db import transaction
 from django.db.models import F
 
 from django_bridge.conf import automation_settings
-from django_bridge.event_rows import sync_entity
+from django_bridge.event_rows import event_label, sync_entity
 from django_bridge.models import Event
+from temporal_worker import agents, outages, tracing
 from temporal_worker import client as bridge
-from temporal_worker import outages, tracing
 from temporal_worker.protocol import EVENT_CHANGED_SIGNAL, EVENT_WORKFLOW, EventInput, event_workflow_id
 
 __all__ = [
     "dispatch",
     "dispatch_on_commit",
     "dispatch_pending",
-    "event_label",
     "sweep_forever",
     "sync_queryset",
     "wait_dispatched",
@@ -53,13 +52,6 @@ CONCURRENCY = 50
 EXIT_WAIT = 10.0
 
 _batch = threading.local()
-
-
-def event_label(event: Event) -> str:
-    """``checkin_due of Reservation 42``: how timers and summaries name an event."""
-    model = event.content_type.model_class()
-    name = model.__name__ if model is not None else event.content_type.model
-    return f"{event.event_name} of {name} {event.entity_id}"
 
 
 def dispatch_on_commit(event_ids: list[int]) -> None:
@@ -180,6 +172,7 @@ def dispatch(event_ids: list[int]) -> int:
         return 0
     if not rows:
         return 0
+    told = _tell_agents(rows)
     task_queue = str(automation_settings.TASK_QUEUE)
     heartbeat = float(automation_settings.HEARTBEAT_TIMEOUT)
 
@@ -193,7 +186,7 @@ def dispatch(event_ids: list[int]) -> int:
                 try:
                     await client.start_workflow(
                         EVENT_WORKFLOW,
-                        EventInput(row.pk, label, heartbeat_timeout=heartbeat).to_wire(),
+                        EventInput(row.pk, label, heartbeat_timeout=heartbeat, agents_told=told.get(row.pk)).to_wire(),
                         id=event_workflow_id(row.pk),
                         task_queue=task_queue,
                         start_signal=EVENT_CHANGED_SIGNAL,
@@ -221,6 +214,20 @@ def dispatch(event_ids: list[int]) -> int:
     except Exception as exc:  # sent again later, which the workflow ids make harmless
         logger.warning("events %s were dispatched but not marked so (%s)", [pk for pk, _ in sent], exc)
     return len(sent)
+
+
+def _tell_agents(rows: list[Event]) -> dict[int, str]:
+    """Tell the active agent instances of these changes now, before their events' workflows start:
+    an agent's handler then starts one workflow task and one activity after the commit, not
+    after the event's workflow has started and loaded the row. What this leaves undone (an
+    error, a new instance to spawn) the event's workflow does (semantics: "Agents")."""
+    if not any(agents.concerns_agents(row.event_name) for row in rows):
+        return {}
+    try:
+        return agents.tell_now(rows)
+    except Exception as exc:
+        logger.info("agents not told of events %s at once (%s); their workflows tell them", [r.pk for r in rows], exc)
+        return {}
 
 
 def dispatch_pending(limit: int = 1000) -> int:

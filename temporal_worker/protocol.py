@@ -646,6 +646,10 @@ class EventInput:
     label: str = ""  # "checkin_due of Reservation 42", for summaries
     at: float | None = None  # for the occur activity: the due time the workflow's timer waited for
     heartbeat_timeout: float = 10.0  # for callbacks: a callback on a dead worker is retried after this
+    # The change of the row (its version, status and round, as one key) that the dispatch already
+    # told the active agent instances of: the load does not tell them of it again (it still
+    # spawns). A change the row goes through later (it comes due and occurs) has another key.
+    agents_told: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -655,12 +659,19 @@ class EventInput:
         }
         if self.at is not None:
             wire["at"] = self.at
+        if self.agents_told is not None:
+            wire["agents_told"] = self.agents_told
         return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> EventInput:
+        told = data.get("agents_told")
         return cls(
-            int(data["event_id"]), data.get("label") or "", data.get("at"), float(data.get("heartbeat_timeout") or 10.0)
+            int(data["event_id"]),
+            data.get("label") or "",
+            data.get("at"),
+            float(data.get("heartbeat_timeout") or 10.0),
+            None if told is None else str(told),
         )
 
 

@@ -157,6 +157,68 @@ def test_singleton_routing_and_handler_match_on_another_model(dev, log):
         wait_logged(log, f"watch {booking.guest_id} saw booking {booking.pk}")
 
 
+def _signal_times(env, run: WorkflowRun, event: Event) -> list[float]:
+    """When the instance's workflow was signalled this event (its notices), in seconds."""
+    history = bridge.run_sync(env.client.get_workflow_handle(run.temporal_workflow_id).fetch_history(), timeout=30)
+    times = []
+    for e in history.events:
+        attrs = e.workflow_execution_signaled_event_attributes
+        if (
+            e.HasField("workflow_execution_signaled_event_attributes")
+            and attrs.signal_name == f"event:{event.event_name}"
+        ):
+            (payload,) = attrs.input.payloads
+            if f'"event_id":{event.pk},'.encode() in payload.data.replace(b" ", b""):
+                times.append(e.event_time.ToMicroseconds() / 1e6)
+    return times
+
+
+def _event_workflow_started(env, event: Event) -> tuple[float, dict]:
+    from temporal_worker.protocol import event_workflow_id
+
+    history = bridge.run_sync(env.client.get_workflow_handle(event_workflow_id(event.pk)).fetch_history(), timeout=30)
+    started = history.events[0]
+    (payload,) = started.workflow_execution_started_event_attributes.input.payloads
+    import json
+
+    return started.event_time.ToMicroseconds() / 1e6, json.loads(payload.data)
+
+
+def test_active_instances_hear_of_an_event_from_the_dispatch_once(dev, log):
+    """The dispatch signals the active instance before it starts the event's workflow, which
+    then does not tell it again (it only spawns)."""
+    guest = Guest.objects.create(name="Ada")
+    Booking.objects.create(guest=guest)
+    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
+    message = Message.objects.create(sender=guest, text="hi")
+    wait_logged(log, f"support {guest.pk} got a message")
+    event = Event.objects.get(event_name="message_received", entity_id=str(message.pk))
+    dev.wait_event_delivered(event)
+    started, start_input = _event_workflow_started(dev, event)
+    assert start_input["agents_told"] == f"{event.generation}/{event.version}/occurred"
+    (signalled,) = _signal_times(dev, support, event)
+    assert signalled <= started
+
+
+def test_when_the_dispatch_cannot_tell_instances_the_events_workflow_does(dev, log, monkeypatch):
+    from temporal_worker import agents as routing
+
+    def fails(events):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(routing, "tell_now", fails)
+    guest = Guest.objects.create(name="Bob")
+    Booking.objects.create(guest=guest)
+    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
+    message = Message.objects.create(sender=guest, text="hi")
+    wait_logged(log, f"support {guest.pk} got a message")
+    event = Event.objects.get(event_name="message_received", entity_id=str(message.pk))
+    dev.wait_event_delivered(event)
+    assert "agents_told" not in _event_workflow_started(dev, event)[1]
+    assert len(_signal_times(dev, support, event)) == 1
+    assert lines(log)[f"support {guest.pk} got a message"] == 1
+
+
 def test_routing_uses_the_index_not_every_instance(dev, log):
     """Each instance's rendered match is indexed: the route rows carry the values."""
     guest = Guest.objects.create(name="Ada")
@@ -690,7 +752,9 @@ def test_agent_manager_spawns_by_hand_and_refuses_what_does_not_fit(dev, log):
     AgentManager.complete(support)
     again = AgentManager.spawn("guest_support", event=event)  # ended: a new instance
     assert again.pk != support.pk and again.kind == "agent"
-    wait_for(lambda: WorkflowRun.objects.get(pk=again.pk).temporal_workflow_id and query(dev, again)["context"], timeout=30)
+    wait_for(
+        lambda: WorkflowRun.objects.get(pk=again.pk).temporal_workflow_id and query(dev, again)["context"], timeout=30
+    )
     assert list(AgentManager.list_active("guest_support")) == [WorkflowRun.objects.get(pk=again.pk)]
     with pytest.raises(UnknownWorkflowError, match="no agent is registered as 'nope'"):
         AgentManager.spawn("nope", event=event)

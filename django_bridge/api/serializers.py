@@ -109,7 +109,9 @@ class TimelineEntrySerializer(serializers.Serializer):
         help_text="run, step (one attempt of a step's body), on_fail, gate (waiting before a gated or action "
         "step runs), signal, action, timeout or subflow.",
     )
-    outcome = serializers.ChoiceField(choices=[o.value for o in Outcome], help_text="How it ended (or goes on: see ended_at).")
+    outcome = serializers.ChoiceField(
+        choices=[o.value for o in Outcome], help_text="How it ended (or goes on: see ended_at)."
+    )
     summary = serializers.CharField(help_text="What happened, in one line: 'went to ship_order', 'waiting for x'.")
     step = serializers.CharField(allow_blank=True)
     step_display = HistoryDisplaySerializer(allow_null=True, help_text="How the step shows: title, visible, type.")

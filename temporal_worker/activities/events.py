@@ -17,13 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_bridge.conf import automation_settings
-from django_bridge.event_rows import condition_holds, definitions_of
+from django_bridge.event_rows import condition_holds, definitions_of, event_label
 from django_bridge.models import Event, WorkflowRun
 from facade import AutomationError, registry
 from facade.contract import WorkflowDefinition
 from temporal_worker import agents, claims, outages, projection
 from temporal_worker import client as bridge
-from temporal_worker.dispatch import event_label
 from temporal_worker.engine import engine
 from temporal_worker.matching import entity_matches
 from temporal_worker.protocol import (
@@ -53,7 +52,7 @@ def load_event(inp: EventInput) -> dict[str, Any]:
     # While a run holds a claim on this event, only it receives the event (semantics: "Claims").
     holder = outages.retrying(f"event {inp.event_id}: checking claims", lambda: claims.claimed_by(event))
     _sync_runs(event, label, holder)
-    agents.route(event)
+    agents.route(event, told=inp.agents_told)
     delivered = event.delivered or {}
     owed: list[CallbackCall] = []
     phases = ["created"] + ([event.status] if event.status in ("occurred", "cancelled") else [])
