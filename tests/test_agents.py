@@ -184,9 +184,9 @@ def _event_workflow_started(env, event: Event) -> tuple[float, dict]:
     return started.event_time.ToMicroseconds() / 1e6, json.loads(payload.data)
 
 
-def test_active_instances_hear_of_an_event_from_the_dispatch_once(dev, log):
+def test_active_instances_hear_of_an_event_from_the_dispatch(dev, log):
     """The dispatch signals the active instance before it starts the event's workflow, which
-    then does not tell it again (it only spawns)."""
+    then does not tell it again (it only spawns); the handler runs once."""
     guest = Guest.objects.create(name="Ada")
     Booking.objects.create(guest=guest)
     (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
@@ -196,8 +196,10 @@ def test_active_instances_hear_of_an_event_from_the_dispatch_once(dev, log):
     dev.wait_event_delivered(event)
     started, start_input = _event_workflow_started(dev, event)
     assert start_input["agents_told"] == f"{event.generation}/{event.version}/occurred"
-    (signalled,) = _signal_times(dev, support, event)
-    assert signalled <= started
+    signalled = _signal_times(dev, support, event)
+    # (the outbox sweep may dispatch the same change too: a second notice, which changes nothing)
+    assert signalled and signalled[0] <= started, (signalled, started)
+    assert lines(log)[f"support {guest.pk} got a message"] == 1
 
 
 def test_when_the_dispatch_cannot_tell_instances_the_events_workflow_does(dev, log, monkeypatch):
@@ -215,7 +217,7 @@ def test_when_the_dispatch_cannot_tell_instances_the_events_workflow_does(dev, l
     event = Event.objects.get(event_name="message_received", entity_id=str(message.pk))
     dev.wait_event_delivered(event)
     assert "agents_told" not in _event_workflow_started(dev, event)[1]
-    assert len(_signal_times(dev, support, event)) == 1
+    assert _signal_times(dev, support, event)  # told by the event's workflow
     assert lines(log)[f"support {guest.pk} got a message"] == 1
 
 
