@@ -155,6 +155,7 @@ def _targets(event: Event, holder: int | None) -> dict[int, tuple[AgentDefinitio
 
 
 def concerns_agents(event_name: str) -> bool:
+    """Whether any agent spawns on or handles events of this name."""
     return bool(registry.agents(event_name))
 
 
@@ -185,9 +186,9 @@ def route(event: Event, *, told: str | None = None) -> int:
     """Send this change of ``event`` to the agent instances it concerns, spawning where due.
 
     ``told``: the change the dispatch already told the active instances of (see
-    :func:`tell_now`); when the row is still at that change, only spawning is left. Returns how many instances were told.
-    Repeating it is harmless: an instance keeps the newest notice of each event and runs each
-    handler once per occurrence.
+    :func:`tell_now`); when the row is still at that change, only spawning is left. Returns how
+    many instances were told. Repeating it is harmless: an instance keeps the newest notice of
+    each event and runs each handler once per occurrence.
     """
     agents = registry.agents(event.event_name)
     if not agents:
