@@ -316,6 +316,44 @@ def test_condition_false_cancels_and_true_again_makes_it_pending_again(fresh_ts,
     assert lines(log)[f"reminder {reservation.pk}"] == 1
 
 
+def test_a_change_that_comes_while_the_events_workflow_ends_is_not_lost(fresh_ts, log, monkeypatch):
+    """The event's workflow has loaded the row cancelled and is about to end when the row is
+    pending again: it loads the row once more instead of ending, so the new round has its runs."""
+    import threading
+
+    from temporal_worker import activities
+    from temporal_worker.protocol import EVENT_LOAD_ACTIVITY
+
+    real = activities._EVENT_ACTIVITIES[EVENT_LOAD_ACTIVITY]
+    loaded_cancelled = threading.Event()
+
+    def slow_when_cancelled(inp):
+        state = real(inp)
+        if state["status"] == "cancelled" and not loaded_cancelled.is_set():
+            loaded_cancelled.set()
+            time.sleep(2)  # the row is made pending again meanwhile
+        return state
+
+    monkeypatch.setitem(activities._EVENT_ACTIVITIES, EVENT_LOAD_ACTIVITY, slow_when_cancelled)
+    env = fresh_ts
+    reservation = Reservation.objects.create(checkin_at=server_now(env) + dt.timedelta(days=1), status="confirmed")
+    event = event_of(reservation, "checkin_due")
+    first_ids = {r.pk for r in wait_for(lambda: _runs_of(event, 3), timeout=30)}
+    reservation.status = "pending"
+    reservation.save()
+    assert loaded_cancelled.wait(30), "the event's workflow never loaded the cancelled row"
+    reservation.status = "confirmed"
+    reservation.save()  # while that load still runs
+    assert Event.objects.get(pk=event.pk).generation == 2
+
+    def second_round() -> list[WorkflowRun] | None:
+        new = [r for r in WorkflowRun.objects.filter(event=event) if r.pk not in first_ids]
+        return new if len(new) >= 3 else None
+
+    second = wait_for(second_round, timeout=30, message="the event pending again got no runs: its change was lost")
+    assert all(r.status == "waiting" for r in second)
+
+
 def test_deleting_the_entity_cancels_its_pending_events_and_their_runs(fresh_ts, log):
     env = fresh_ts
     reservation = Reservation.objects.create(checkin_at=server_now(env) + dt.timedelta(days=1), status="confirmed")

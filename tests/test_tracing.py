@@ -186,12 +186,17 @@ def test_a_run_an_event_starts_joins_the_events_trace(traced, tmp_path, monkeypa
         message="the event's workflow created no CheckinAtTime run",
     )
     assert env.wait_until_finished(run).status == "completed"
-    steps = wait_for(
-        lambda: [s for s in exporter.get_finished_spans() if (s.attributes or {}).get("automation.run_id") == run.pk],
-        timeout=10,
-        message="the run's step span was never exported",
-    )
-    spans = exporter.get_finished_spans()
+
+    def chain() -> tuple | None:
+        # The spans above the step end after it (the activity's once it returned, the event's
+        # load once the run was started): wait for the whole chain to be exported.
+        spans = exporter.get_finished_spans()
+        steps = [s for s in spans if (s.attributes or {}).get("automation.run_id") == run.pk]
+        if len(steps) != 1 or not ancestors(steps[0], spans)[-1:] == ["SignalWithStartWorkflow:automation.event"]:
+            return None
+        return steps, spans
+
+    steps, spans = wait_for(chain, timeout=10, message="the step's span and the spans above it were never exported")
     assert [s.name for s in steps] == ["step CheckinAtTime.run"]
     assert ancestors(steps[0], spans)[:3] == [
         "RunActivity:CheckinAtTime.run",

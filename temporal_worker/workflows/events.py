@@ -92,15 +92,19 @@ class EventWorkflow:
             )
             if state.callbacks:
                 await self._callbacks(inp, state.callbacks)
+            known = max(seen, state.version)
             if state.status in ("occurred",):
                 if state.signal_waits:
                     await _library(EVENT_SIGNAL_ACTIVITY, inp.to_wire(), f"wake the runs waiting for {state.label}")
+                if self._changed_since(known):
+                    continue
                 return {"status": state.status}
             if state.status in ("cancelled", "gone") or state.at is None:
+                if self._changed_since(known):
+                    continue
                 return {"status": state.status}
             # Pending: sleep until it is due, or until the row changes (its time moved, it was
             # cancelled), whichever comes first.
-            known = max(seen, state.version)
             if await wait_until(state.at, lambda known=known: self.version > known, f"{state.label} is due"):
                 continue  # changed: load it again
             await _library(
@@ -108,6 +112,13 @@ class EventWorkflow:
                 EventInput(inp.event_id, inp.label, state.at, inp.heartbeat_timeout).to_wire(),
                 f"{state.label} occurs if its condition still holds",
             )
+
+    def _changed_since(self, known: int) -> bool:
+        """Whether the Django side signalled a change newer than the row this pass loaded: the
+        workflow then loads the row again instead of ending, or that change (the event pending
+        again, occurring again) would have no workflow. Histories recorded before this check
+        end as they did (patched)."""
+        return self.version > known and workflow.patched("event-reloads-a-change-that-came-while-it-ended")
 
     async def _callbacks(self, inp: EventInput, calls: tuple[CallbackCall, ...]) -> None:
         """Every callback at once; one that fails for good is recorded and stops no other."""
