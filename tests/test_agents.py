@@ -184,16 +184,22 @@ def _event_workflow_started(env, event: Event) -> tuple[float, dict]:
     return started.event_time.ToMicroseconds() / 1e6, json.loads(payload.data)
 
 
-def test_active_instances_hear_of_an_event_from_the_dispatch(dev, log):
-    """The dispatch signals the active instance before it starts the event's workflow, which
-    then does not tell it again (it only spawns); the handler runs once."""
-    guest = Guest.objects.create(name="Ada")
+def _message_to_support(env, log: Path, name: str) -> tuple[WorkflowRun, Guest, Event]:
+    """A guest's support instance, then a message from the guest, handled and delivered."""
+    guest = Guest.objects.create(name=name)
     Booking.objects.create(guest=guest)
     (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
     message = Message.objects.create(sender=guest, text="hi")
     wait_logged(log, f"support {guest.pk} got a message")
     event = Event.objects.get(event_name="message_received", entity_id=str(message.pk))
-    dev.wait_event_delivered(event)
+    env.wait_event_delivered(event)
+    return support, guest, event
+
+
+def test_active_instances_hear_of_an_event_from_the_dispatch(dev, log):
+    """The dispatch signals the active instance before it starts the event's workflow, which
+    then does not tell it again (it only spawns); the handler runs once."""
+    support, guest, event = _message_to_support(dev, log, "Ada")
     started, start_input = _event_workflow_started(dev, event)
     assert start_input["agents_told"] == f"{event.generation}/{event.version}/occurred"
     signalled = _signal_times(dev, support, event)
@@ -209,13 +215,7 @@ def test_when_the_dispatch_cannot_tell_instances_the_events_workflow_does(dev, l
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(routing, "tell_now", fails)
-    guest = Guest.objects.create(name="Bob")
-    Booking.objects.create(guest=guest)
-    (support,) = wait_for(lambda: instances("guest_support"), timeout=30)
-    message = Message.objects.create(sender=guest, text="hi")
-    wait_logged(log, f"support {guest.pk} got a message")
-    event = Event.objects.get(event_name="message_received", entity_id=str(message.pk))
-    dev.wait_event_delivered(event)
+    support, guest, event = _message_to_support(dev, log, "Bob")
     assert "agents_told" not in _event_workflow_started(dev, event)[1]
     assert _signal_times(dev, support, event)  # told by the event's workflow
     assert lines(log)[f"support {guest.pk} got a message"] == 1
