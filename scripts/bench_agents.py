@@ -316,6 +316,17 @@ class Bench:
             latencies.append((self.log.started["ping"][ping.pk] - committed[0]) * 1000)
         return latencies
 
+    def timed_routing(self, instances: int, cpu: CpuMeter) -> list[float]:
+        """``route_latencies`` for ``--route`` pings, printed with the CPU they cost."""
+        latencies = self.route_latencies(self.args.route, self.accounts)
+        print(
+            f"commit -> handler start, {instances} instances, {self.args.route} pings: "
+            f"p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms",
+            flush=True,
+        )
+        cpu.report("routing")
+        return latencies
+
     def flood(self, account: int, n: int) -> tuple[list[int], float]:
         """``n`` pings for one account (100 per transaction, at most ``--window`` unhandled)."""
         from benchapp.models import Ping
@@ -470,14 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu.report("the warm-up")
 
             # 1. Routing with few instances.
-            few = bench.route_latencies(args.route, bench.accounts)
+            few = bench.timed_routing(args.few, cpu)
             p50_few = statistics.median(few)
-            print(
-                f"commit -> handler start, {args.few} instances, {args.route} pings: "
-                f"p50 {p50_few:.1f} ms, p95 {percentile(few, 0.95):.1f} ms",
-                flush=True,
-            )
-            cpu.report("routing")
 
             # 2. Spawning the rest, through the spawn events.
             more = args.instances - args.few
@@ -493,14 +498,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker RSS: {rss_base:.0f} MB warm, {rss_many:.0f} MB with {args.instances} idle instances")
 
             # 3. Routing with many instances.
-            many = bench.route_latencies(args.route, bench.accounts)
+            many = bench.timed_routing(args.instances, cpu)
             p50_many = statistics.median(many)
-            print(
-                f"commit -> handler start, {args.instances} instances, {args.route} pings: "
-                f"p50 {p50_many:.1f} ms, p95 {percentile(many, 0.95):.1f} ms; ratio {p50_many / p50_few:.2f}",
-                flush=True,
-            )
-            cpu.report("routing")
+            print(f"routing among {args.instances} vs {args.few} instances: ratio {p50_many / p50_few:.2f}", flush=True)
 
             # 4. One instance handles many events: continue-as-new keeps its history bounded.
             busy = Account.objects.create().pk
