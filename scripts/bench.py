@@ -1,7 +1,9 @@
 """``make bench``: this library against hand-written ``temporalio`` workflows doing the same.
 
-Everything runs on one Temporal dev server started from the virtualenv, with SQLite (with
-``django_bridge.sqlite.SQLITE_OPTIONS``) in a temporary directory. One process hosts the
+Everything runs on one Temporal dev server started from the virtualenv as the test suite
+starts it (the library's search attributes registered at launch and cached, as a production
+server caches them), with SQLite (with ``django_bridge.sqlite.SQLITE_OPTIONS``) in a temporary
+directory. One process hosts the
 workers on one event loop, each with a thread pool of the same size for its synchronous
 activities, and the threads that start the runs:
 
@@ -436,7 +438,9 @@ class Bench:
         if kind == "facade":
             run = engine.start(workflow_name, key=key)
             self.facade_runs.setdefault(workflow_name, []).append(run.pk)
-            handle = self.client.get_workflow_handle(run.temporal_workflow_id)
+            # With the run id engine.start returned, as raw's handle has it (without, every
+            # result call makes the server look up the current run).
+            handle = self.client.get_workflow_handle(run.temporal_workflow_id, run_id=run.temporal_run_id or None)
             handle.bench_run_id = run.pk
             return handle
         return bridge.run_sync(

@@ -286,6 +286,11 @@ def main() -> int:
                 "--ui-disable-news-fetch",
                 "--dynamic-config-value",
                 "frontend.enableServerVersionCheck=false",
+                # Our search attributes are registered as it starts: let it cache them, as a
+                # production server does (the dev server reads them from its database for every
+                # workflow task otherwise).
+                "--dynamic-config-value",
+                "system.forceSearchAttributesCacheRefreshOnRead=false",
                 *sa_flags,
             ],
             env,

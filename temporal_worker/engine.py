@@ -45,7 +45,7 @@ from temporal_worker.histories import run_timeline
 from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
 from temporal_worker.spec import compile_spec
-from temporal_worker.statements import update_row
+from temporal_worker.statements import insert_row, update_row
 from temporal_worker.timeline import Timeline
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
@@ -154,7 +154,7 @@ class Engine:
                 ) from exc
         spec = compile_spec(definition)
         with unavailable_as_error(f"engine.start({name!r})"), transaction.atomic():
-            run = WorkflowRun.objects.create(
+            run = WorkflowRun(
                 name=definition.name,
                 version=definition.version,
                 data=ctx.model_dump(mode="json"),
@@ -162,6 +162,7 @@ class Engine:
                 task_queue=str(automation_settings.TASK_QUEUE),
                 **projection.entry_fields(spec, definition.start_step, 0),
             )
+            insert_row(run)
             run.temporal_workflow_id = new_workflow_id(definition.name, run.pk)
             update_row(WorkflowRun, run.pk, {"temporal_workflow_id": run.temporal_workflow_id})
         if connection.in_atomic_block:

@@ -24,7 +24,7 @@ from temporal_worker import metrics
 from temporal_worker.display import history_display
 from temporal_worker.group_commit import group_commit, in_writer
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
-from temporal_worker.statements import insert_ignoring_conflicts, update_row
+from temporal_worker.statements import delete_rows, insert_ignoring_conflicts, update_row
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
 __all__ = [
@@ -120,8 +120,8 @@ def update_run(run_id: int, **fields: Any) -> None:
 def release_ended(run_id: int) -> None:
     """A run that ended releases the claims it held and, an agent instance, its routes
     (semantics: "Claims", "Agents")."""
-    EventClaim.objects.filter(holder_id=run_id).delete()
-    AgentRoute.objects.filter(run_id=run_id).delete()
+    delete_rows(EventClaim, "holder", run_id)
+    delete_rows(AgentRoute, "run", run_id)
 
 
 def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: str, error: str = "") -> None:

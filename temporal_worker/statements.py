@@ -1,5 +1,6 @@
-"""The projection's hot statements, compiled once: an UPDATE of some columns of one row, and an
-INSERT that skips a row already there.
+"""The projection's hot statements, compiled once: an UPDATE of some columns of one row, an
+INSERT that skips a row already there, an INSERT that returns the new row's key, and a DELETE of
+the rows whose column has one value.
 
 Every step writes its run's row and a history row. Through the ORM, ``QuerySet.update`` and
 ``bulk_create`` build and compile their query on every call, which cost more CPU than the
@@ -8,7 +9,8 @@ Here the SQL text is built once per model and set of columns, with Django's own 
 conflict syntax for the connection's database, and each call only converts its values
 (``Field.get_db_prep_save``, as the ORM does) and executes. What the ORM would do differently
 (expressions, model instances as values, fields with their own placeholders, a database
-without conflict skipping) goes through the ORM as before.
+without conflict skipping or ``RETURNING``, a model whose save or delete signals have receivers,
+a delete that cascades) goes through the ORM as before.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Model
+from django.db.models import Model, signals
 from django.db.models.constants import OnConflict
+from django.db.models.deletion import Collector
 
-__all__ = ["insert_ignoring_conflicts", "update_row"]
+__all__ = ["delete_rows", "insert_ignoring_conflicts", "insert_row", "update_row"]
 
 # (database alias, model, column names) -> (SQL, fields); None: use the ORM for these.
 _updates: dict[tuple[str, type[Model], tuple[str, ...]], tuple[str, list[Any]] | None] = {}
 _inserts: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
+_returning: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
+_deletes: dict[tuple[str, type[Model], str], str] = {}
 
 
 def _plain(value: Any) -> bool:
@@ -96,3 +101,70 @@ def insert_ignoring_conflicts(obj: Model) -> None:
     params = [f.get_db_prep_save(v, connection=conn) for f, v in zip(fields, values, strict=True)]
     with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def insert_row(obj: Model) -> None:
+    """``obj.save()`` of a new row (``objects.create``): one INSERT that returns the primary key,
+    which it sets on ``obj``.
+
+    The ORM's way (``save`` with its signals, then the INSERT) is taken whenever it could
+    differ: the model's ``pre_save``/``post_save`` have receivers, a field is not a plain column,
+    or the database cannot return the key from the INSERT.
+    """
+    model = type(obj)
+    alias = router.db_for_write(model)
+    conn = connections[alias]
+    key = (alias, model)
+    if key not in _returning:
+        meta = model._meta
+        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        returning, returning_params = (
+            conn.ops.return_insert_columns([meta.auto_field])
+            if meta.auto_field is not None and conn.features.can_return_columns_from_insert
+            else ("", ())
+        )
+        if returning and not returning_params and all(_simple(f) for f in fields):
+            qn = conn.ops.quote_name
+            sql = (
+                f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}"
+            )
+            _returning[key] = (sql, fields)
+        else:
+            _returning[key] = None
+    compiled = _returning[key]
+    listened = signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+    values = None if compiled is None or listened else [f.pre_save(obj, True) for f in compiled[1]]
+    if compiled is None or values is None or not all(_plain(v) for v in values):
+        obj.save(force_insert=True, using=alias)
+        return
+    sql, fields = compiled
+    params = [f.get_db_prep_save(v, connection=conn) for f, v in zip(fields, values, strict=True)]
+    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        pk = cursor.fetchone()[0]
+    setattr(obj, model._meta.auto_field.attname, pk)
+    obj._state.adding = False
+    obj._state.db = alias
+
+
+def delete_rows(model: type[Model], field: str, value: Any) -> None:
+    """``model.objects.filter(<field>=value).delete()`` as one DELETE.
+
+    The ORM's way (its collector, which loads the rows first) is taken whenever that does more
+    than this statement: the model's delete signals have receivers or its rows have dependents.
+    """
+    alias = router.db_for_write(model)
+    if not Collector(using=alias, origin=None).can_fast_delete(model):
+        model._base_manager.using(alias).filter(**{field: value}).delete()
+        return
+    conn = connections[alias]
+    key = (alias, model, field)
+    if key not in _deletes:
+        qn = conn.ops.quote_name
+        column = model._meta.get_field(field).column
+        _deletes[key] = f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(column)} = %s"
+    target = model._meta.get_field(field)
+    param = (target.target_field if target.is_relation else target).get_db_prep_value(value, conn)
+    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
+        cursor.execute(_deletes[key], [param])

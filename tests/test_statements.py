@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from django_bridge.models import StepExecution, WorkflowRun
-from temporal_worker.statements import insert_ignoring_conflicts, update_row
+from django_bridge.models import AgentRoute, EventClaim, StepExecution, WorkflowRun
+from temporal_worker.statements import delete_rows, insert_ignoring_conflicts, insert_row, update_row
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +63,61 @@ def test_insert_ignoring_conflicts_inserts_once_and_leaves_an_existing_row_as_it
     rows = list(StepExecution.objects.filter(run=run))
     assert [(r.error, r.display, r.step_name) for r in rows] == [("first", {"t": 1}, "a")]
     assert rows[0].created_at is not None
+
+
+def test_insert_row_writes_what_create_writes_and_sets_the_key():
+    fields = {"name": "st", "version": "1", "data": {"é": [1, 2.5]}, "spec": {"steps": {}}, "task_queue": "q"}
+    mine = WorkflowRun(**fields, status="suspended", wait_seq=2)
+    insert_row(mine)
+    theirs = WorkflowRun.objects.create(**fields, status="suspended", wait_seq=2)
+    assert mine.pk is not None and mine.pk != theirs.pk and not mine._state.adding
+    stored = WorkflowRun.objects.get(pk=mine.pk)
+    for field in WorkflowRun._meta.concrete_fields:
+        if field.name not in ("id", "created_at", "updated_at"):
+            assert getattr(stored, field.attname) == getattr(theirs, field.attname), field.name
+    assert stored.created_at is not None and stored.updated_at is not None
+
+
+def test_insert_row_of_a_model_with_save_receivers_saves_through_the_orm():
+    heard = []
+
+    def receiver(sender, instance, created, **kwargs):
+        heard.append((instance.pk, created))
+
+    post_save.connect(receiver, sender=WorkflowRun, dispatch_uid="test-insert-row")
+    try:
+        run = WorkflowRun(name="st", version="1", data={}, spec={}, task_queue="q")
+        insert_row(run)
+    finally:
+        post_save.disconnect(dispatch_uid="test-insert-row", sender=WorkflowRun)
+    assert heard == [(run.pk, True)]
+
+
+def _claims_and_routes(holder: WorkflowRun, other: WorkflowRun) -> None:
+    for run, name in ((holder, "a"), (other, "b")):
+        EventClaim.objects.create(event_name="e", match={"k": name}, match_hash=name, holder=run)
+        AgentRoute.objects.create(run=run, event_name="e", handler="on_e", match={"k": name})
+
+
+def test_delete_rows_deletes_only_the_rows_with_that_value():
+    holder, other = new_run(), new_run()
+    _claims_and_routes(holder, other)
+    delete_rows(EventClaim, "holder", holder.pk)
+    delete_rows(AgentRoute, "run", holder.pk)
+    assert list(EventClaim.objects.values_list("holder_id", flat=True)) == [other.pk]
+    assert list(AgentRoute.objects.values_list("run_id", flat=True)) == [other.pk]
+
+
+def test_delete_rows_of_a_model_with_delete_receivers_deletes_through_the_orm():
+    holder, other = new_run(), new_run()
+    _claims_and_routes(holder, other)
+    heard = []
+    post_delete.connect(
+        lambda sender, instance, **kw: heard.append(instance.holder_id), sender=EventClaim, weak=False, dispatch_uid="t"
+    )
+    try:
+        delete_rows(EventClaim, "holder", holder.pk)
+    finally:
+        post_delete.disconnect(sender=EventClaim, dispatch_uid="t")
+    assert heard == [holder.pk]
+    assert list(EventClaim.objects.values_list("holder_id", flat=True)) == [other.pk]
