@@ -29,27 +29,26 @@ import threading
 import time
 from typing import Any
 
+import bench_common
+
 ACTION_URL = "/statezero/actions/submit_review/"
 
 
 def configure(db_path: str) -> None:
-    from django.conf import settings
-
-    from django_bridge.sqlite import SQLITE_OPTIONS
-
-    settings.configure(
-        SECRET_KEY="bench-actions-not-secret",
-        DEBUG=False,
-        ALLOWED_HOSTS=["*"],
-        USE_TZ=True,
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        INSTALLED_APPS=[
+    bench_common.configure(
+        db_path,
+        secret_key="bench-actions-not-secret",
+        installed_apps=[
             "django.contrib.contenttypes",
             "django.contrib.auth",
             "django.contrib.sessions",
             "rest_framework",
             "django_bridge",
         ],
+        automation={"WORKFLOW_MODULES": ["tests.testapp.action_workflows"]},
+        logger=("django.request", "ERROR"),
+        conn_max_age=None,  # Django's default, which the figures of this bench so far were measured with
+        ALLOWED_HOSTS=["*"],
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.common.CommonMiddleware",
@@ -57,15 +56,7 @@ def configure(db_path: str) -> None:
             "django.contrib.auth.middleware.AuthenticationMiddleware",
         ],
         ROOT_URLCONF=__name__,
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db_path, "OPTIONS": SQLITE_OPTIONS}},
-        AUTOMATION={"WORKFLOW_MODULES": ["tests.testapp.action_workflows"]},
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"console": {"class": "logging.StreamHandler"}},
-            "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
-        },
     )
 
 
@@ -158,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.warmup < 0:
         parser.error("--n must be at least 1 and --warmup at least 0")
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    bench_common.setup_paths()
     for var in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "TEMPORAL_API_KEY", "TEMPORAL_TLS"):
         os.environ.pop(var, None)  # always its own dev server
     tmp = tempfile.TemporaryDirectory(prefix="automation-bench-actions-")

@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import json
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,48 +56,24 @@ import time
 from collections import Counter
 from typing import Any
 
+import bench_common
+from bench_common import AppendedLines, cpu_seconds, percentile, setup_paths
+
 AGENT = "bench_account"
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def configure(db_path: str, address: str = "localhost:7233", task_queue: str = "bench-agents") -> None:
-    from django.conf import settings
-
-    from django_bridge.sqlite import SQLITE_OPTIONS
-
-    settings.configure(
-        SECRET_KEY="bench-agents-not-secret",
-        DEBUG=False,  # DEBUG=True would keep every SQL query in memory
-        USE_TZ=True,
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_bridge", "benchapp"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": db_path,
-                "OPTIONS": SQLITE_OPTIONS,
-                "CONN_MAX_AGE": 600,
-            }
-        },
-        AUTOMATION={
+    bench_common.configure(
+        db_path,
+        secret_key="bench-agents-not-secret",
+        installed_apps=["django.contrib.contenttypes", "django.contrib.auth", "django_bridge", "benchapp"],
+        automation={
             "TEMPORAL_ADDRESS": address,
             "TASK_QUEUE": task_queue,
             "WORKFLOW_MODULES": ["benchapp.agents"],
             "EVENT_SWEEP_INTERVAL": 3600.0,  # every dispatch goes through on commit here
         },
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"console": {"class": "logging.StreamHandler"}},
-            "loggers": {"django_temporal_automation": {"handlers": ["console"], "level": "WARNING"}},
-        },
     )
-
-
-def setup_paths() -> None:
-    for path in (HERE, os.path.dirname(HERE)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 # ---------------------------------------------------------------------- the worker process
@@ -160,17 +136,7 @@ def summarise_output(lines: list[str]) -> str:
     return "; ".join(f"{k} (x{n})" for k, n in Counter(kind(line) for line in lines).most_common(6))
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.005) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench_agents: {what} did not happen within {timeout:.0f}s")
-        time.sleep(interval)
+wait_until = functools.partial(bench_common.wait_until, script="bench_agents", interval=0.005)
 
 
 def rss_mb(pid: int) -> float:
@@ -191,13 +157,6 @@ def child_pids(name: str) -> list[int]:
                     if comm.read().strip().startswith(name):
                         found.append(int(pid))
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
 
 
 class CpuMeter:
@@ -223,28 +182,18 @@ class CpuMeter:
         return used
 
 
-class HandlerLog:
+class HandlerLog(AppendedLines):
     """Reads the handlers' notes as they are appended: ``<kind> <key> <started> <attempt>``."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.offset = 0
-        self.rest = b""
+        super().__init__(path)
         self.started: dict[str, dict[int, float]] = {"opened": {}, "ping": {}}
         self.first_attempts: dict[str, Counter[int]] = {"opened": Counter(), "ping": Counter()}
         self.retries = 0
 
     def read(self) -> HandlerLog:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return self
-        self.offset += len(data)
-        *lines, self.rest = (self.rest + data).split(b"\n")
-        for line in lines:
-            kind, key, started, attempt = line.decode().split()
+        for line in self.new_lines():
+            kind, key, started, attempt = line.split()
             self.started[kind].setdefault(int(key), float(started))
             if int(attempt) > 1:
                 self.retries += 1
@@ -452,18 +401,14 @@ def main(argv: list[str] | None = None) -> int:
                 worker_pid = os.getpid()
             else:
                 address = env.client.service_client.config.target_host
-                worker = subprocess.Popen(
+                worker = bench_common.start_worker(
                     [sys.executable, os.path.abspath(__file__), "--worker", "--db", db_path, "--address", address]
                     + ["--task-queue", task_queue, "--log", log_path, "--steps", str(args.steps)]
                     + ["--runner", args.runner]
                     + (["--max-cached-workflows", str(args.max_cached_workflows)] if args.max_cached_workflows else []),
-                    stdout=subprocess.PIPE,
-                    text=True,
+                    script="bench_agents",
                     env=worker_env,
                 )
-                line = worker.stdout.readline() if worker.stdout else ""
-                if not line.startswith("worker on"):
-                    raise SystemExit(f"bench_agents: the worker did not start (it said {line!r})")
                 worker_pid = worker.pid
                 # Drained for good: the Temporal core logs its warnings to stdout, and a full pipe
                 # would block the worker's core the next time it logs.
@@ -519,12 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             run.refresh_from_db()
             rss_end = rss_mb(worker_pid)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        bench_common.stop_worker(worker)
 
     problems = []
     if handled != args.events or duplicated or opened_twice:

@@ -31,6 +31,7 @@ one machine). The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -43,48 +44,24 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import bench_common
+from bench_common import AppendedLines, cpu_seconds, percentile, setup_paths
+
 MARKS_ENV = "BENCH_EVENTS_MARKS"
 
 
 def configure(db_path: str, address: str | None = None, task_queue: str | None = None) -> None:
-    from django.conf import settings
-
-    from django_bridge.sqlite import SQLITE_OPTIONS
-
     automation: dict[str, Any] = {"EVENT_SWEEP_INTERVAL": 3600.0}
     if address:
         automation["TEMPORAL_ADDRESS"] = address
     if task_queue:
         automation["TASK_QUEUE"] = task_queue
-    settings.configure(
-        SECRET_KEY="bench-events-not-secret",
-        DEBUG=False,
-        USE_TZ=True,
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_bridge", "benchapp"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": db_path,
-                "OPTIONS": SQLITE_OPTIONS,
-                "CONN_MAX_AGE": 600,
-            }
-        },
-        AUTOMATION=automation,
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"console": {"class": "logging.StreamHandler"}},
-            "loggers": {"django_temporal_automation": {"handlers": ["console"], "level": "WARNING"}},
-        },
+    bench_common.configure(
+        db_path,
+        secret_key="bench-events-not-secret",
+        installed_apps=["django.contrib.contenttypes", "django.contrib.auth", "django_bridge", "benchapp"],
+        automation=automation,
     )
-
-
-def setup_paths() -> None:
-    for path in (HERE, os.path.dirname(HERE)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def mark(kind: str, key: int) -> None:
@@ -124,54 +101,21 @@ def declare() -> None:
             return complete()
 
 
-class Marks:
+class Marks(AppendedLines):
     """Reads the marks as they are appended: kind -> ticket pk -> first start (epoch s)."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.offset = 0
-        self.rest = b""
+        super().__init__(path)
         self.seen: dict[str, dict[int, float]] = {"opened": {}, "fired": {}}
 
     def read(self) -> dict[str, dict[int, float]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return self.seen
-        self.offset += len(data)
-        *lines, self.rest = (self.rest + data).split(b"\n")
-        for line in lines:
-            kind, key, at = line.decode().split()
+        for line in self.new_lines():
+            kind, key, at = line.split()
             self.seen[kind].setdefault(int(key), float(at))
         return self.seen
 
     def has(self, kind: str, key: int) -> bool:
         return key in self.read()[kind]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench_events: {what} did not happen within {timeout}s; {state()}")
-        time.sleep(0.02)  # the marks carry the times: polling faster only burns the CPU the worker needs
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def state() -> str:
@@ -184,6 +128,10 @@ def state() -> str:
     undispatched = Event.objects.filter(dispatched_version__lt=F("version")).count()
     runs = dict(WorkflowRun.objects.values_list("status").annotate(n=Count("id")))
     return f"events by status {events} ({undispatched} not dispatched), runs by status {runs}"
+
+
+# The marks carry the times: polling faster only burns the CPU the worker needs.
+wait_until = functools.partial(bench_common.wait_until, script="bench_events", interval=0.02, detail=state)
 
 
 # ---------------------------------------------------------------------- the worker process
@@ -350,15 +298,11 @@ def main(argv: list[str] | None = None) -> int:
                 layout = "worker in this process"
             else:
                 address = env.client.service_client.config.target_host
-                worker = subprocess.Popen(
+                worker = bench_common.start_worker(
                     [sys.executable, os.path.abspath(__file__), "--worker", "--db", db_path, "--address", address]
                     + ["--task-queue", task_queue, "--marks", marks_path, "--steps", str(args.steps)],
-                    stdout=subprocess.PIPE,
-                    text=True,
+                    script="bench_events",
                 )
-                line = worker.stdout.readline() if worker.stdout else ""
-                if not line.startswith("worker on"):
-                    raise SystemExit(f"bench_events: the worker did not start (it said {line!r})")
                 layout = f"worker in process {worker.pid}"
             print(f"bench_events: dev server up, {layout}, task queue {task_queue}", flush=True)
             # Warm up: the first dispatch connects, the first workflows load code.
@@ -451,12 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             wait_until(lambda: all(marks.has("opened", pk) for pk in pks), 120, "the save-rate callbacks")
         finally:
-            if worker is not None and worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            bench_common.stop_worker(worker)
 
     result = {
         "event_to_callback_p50_ms": round(p50, 1),
