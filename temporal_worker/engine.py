@@ -45,7 +45,6 @@ from temporal_worker.histories import run_timeline
 from temporal_worker.outages import unavailable_as_error
 from temporal_worker.protocol import DISPLAY_QUERY, SIGNAL_MARKER, RunOptions, StartInput, WorkflowStatus
 from temporal_worker.spec import compile_spec
-from temporal_worker.statements import insert_row, update_row
 from temporal_worker.timeline import Timeline
 from temporal_worker.workflows import SEARCH_ATTRIBUTE_KEYS
 
@@ -153,18 +152,16 @@ class Engine:
                     workflow=name,
                 ) from exc
         spec = compile_spec(definition)
-        with unavailable_as_error(f"engine.start({name!r})"), transaction.atomic():
-            run = WorkflowRun(
-                name=definition.name,
-                version=definition.version,
-                data=ctx.model_dump(mode="json"),
-                spec=spec,
-                task_queue=str(automation_settings.TASK_QUEUE),
-                **projection.entry_fields(spec, definition.start_step, 0),
-            )
-            insert_row(run)
-            run.temporal_workflow_id = new_workflow_id(definition.name, run.pk)
-            update_row(WorkflowRun, run.pk, {"temporal_workflow_id": run.temporal_workflow_id})
+        run = WorkflowRun(
+            name=definition.name,
+            version=definition.version,
+            data=ctx.model_dump(mode="json"),
+            spec=spec,
+            task_queue=str(automation_settings.TASK_QUEUE),
+            **projection.entry_fields(spec, definition.start_step, 0),
+        )
+        with unavailable_as_error(f"engine.start({name!r})"):
+            projection.insert_run(run, functools.partial(new_workflow_id, definition.name))
         if connection.in_atomic_block:
             transaction.on_commit(lambda: self._submit(run, raise_errors=False))
         else:
@@ -243,7 +240,7 @@ class Engine:
                 continue
             run.temporal_run_id = temporal_run_id
             try:  # informational only: the workflow id already ties the row to its workflow
-                update_row(type(run), run.pk, {"temporal_run_id": temporal_run_id})
+                projection.set_temporal_run_id(run.pk, temporal_run_id)
             except (OperationalError, InterfaceError) as exc:
                 logger.warning("%s started on Temporal; its temporal_run_id was not saved: %s", run, exc)
             return

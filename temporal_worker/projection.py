@@ -24,11 +24,13 @@ from temporal_worker import metrics
 from temporal_worker.display import history_display
 from temporal_worker.group_commit import group_commit, in_writer
 from temporal_worker.protocol import Directive, StepStatus, WorkflowStatus
-from temporal_worker.statements import delete_rows, insert_ignoring_conflicts, update_row
+from temporal_worker.statements import delete_rows, insert_ignoring_conflicts, insert_row, update_row
 from temporal_worker.transitions import after_directive, clear_wait, entering, running
 
 __all__ = [
     "entry_fields",
+    "insert_run",
+    "set_temporal_run_id",
     "mark_running",
     "record_entered",
     "record_cancelled",
@@ -139,6 +141,24 @@ def _step_row(run_id: int, spec: dict[str, Any], seq: int, step: str, status: st
         step_display=history_display(spec, step),
     )
     insert_ignoring_conflicts(row)
+
+
+@_committed
+def insert_run(run: WorkflowRun, workflow_id: Callable[[int], str]) -> None:
+    """Create ``run``'s row (its key set on it) with its Temporal workflow id, ``workflow_id(pk)``.
+
+    On SQLite, in the transaction of the steps' writes waiting then: a start and the steps of
+    the runs already going would all queue on the one writer's lock otherwise (``group_commit``).
+    """
+    with _atomic():
+        insert_row(run)
+        run.temporal_workflow_id = workflow_id(run.pk)
+        update_row(WorkflowRun, run.pk, {"temporal_workflow_id": run.temporal_workflow_id})
+
+
+@_committed
+def set_temporal_run_id(run_id: int, temporal_run_id: str) -> None:
+    update_row(WorkflowRun, run_id, {"temporal_run_id": temporal_run_id})
 
 
 @_timed("entered")
