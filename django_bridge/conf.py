@@ -37,7 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "STEP_TIMEOUT": 3600.0,  # seconds a single step attempt may run
     "HEARTBEAT_TIMEOUT": 10.0,  # seconds without a heartbeat before a step is retried elsewhere
     "MAX_CONCURRENT_STEPS": 16,  # worker threads running steps
-    "SEARCH_ATTRIBUTES": True,  # publish run status/step/signal as Temporal search attributes
+    # Publish run status/step/signal as Temporal search attributes (registered on the namespace
+    # first): off unless asked, since each publication is a history event, a visibility write
+    # on the server (a billed action on Temporal Cloud), and Django's rows answer the same.
+    "SEARCH_ATTRIBUTES": False,
     "START_ATTEMPTS": 3,  # tries to reach Temporal when starting a run before it is marked failed
     # Seconds the worker keeps retrying its own database work (loading a run, recording a
     # transition) through a database outage before an attempt fails; see "Database outages".

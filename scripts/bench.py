@@ -9,8 +9,8 @@ activities, and the threads that start the runs:
 
 * ``facade``: the library's worker as it ships (the interpreter workflow, the step activity
   and its projection writes); runs started with ``engine.start``, signalled with
-  ``engine.signal``. The library runs with its defaults (the dev server has its search
-  attributes registered, so runs upsert them).
+  ``engine.signal``. The library runs with its defaults: runs publish no search attributes
+  (``--search-attributes on`` publishes them).
 * ``raw``: plain ``temporalio`` workflows with one activity per step, on a worker that runs
   workflows the way the library's worker does (outside the sandbox): the like-for-like
   comparison, which every ``raw_*`` figure and every ratio uses.
@@ -791,6 +791,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "sandbox (temporalio's default sandbox), passthrough (the sandbox, each workflow's own modules imported "
         "once), unsandboxed; raw_default always runs at temporalio's defaults",
     )
+    parser.add_argument(
+        "--search-attributes",
+        choices=("on", "off"),
+        default="off",
+        help="whether facade runs publish their search attributes (default off, the library's default; on: "
+        'AUTOMATION["SEARCH_ATTRIBUTES"] = True, to see what they cost)',
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds one run may take (default 120)")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)  # the worker process
     args = parser.parse_args(argv)
@@ -857,13 +864,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_worker:
         return serve_worker()
+    os.environ["BENCH_SEARCH_ATTRIBUTES"] = args.search_attributes  # read by bench_settings, here and in the worker
     tmp = prepare()
     assert tmp is not None
     began = time.perf_counter()
     print(
         f"bench: N={args.n} runs per batch, {args.rounds} rounds ({', '.join(KINDS)} alternating), "
         f"{args.concurrency} in flight, {args.threads} activity threads per worker, {os.cpu_count()} CPUs, "
-        f"sandbox mode {args.sandbox}{', quick' if args.quick else ''}; a run is done when its Temporal workflow "
+        f"sandbox mode {args.sandbox}, search attributes {args.search_attributes}{', quick' if args.quick else ''}; a run is done when its Temporal workflow "
         "returns (facade: handle of run.temporal_workflow_id), the projection is checked at the end",
         flush=True,
     )
@@ -991,6 +999,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             concurrency=args.concurrency,
             sandbox=args.sandbox,
+            search_attributes=args.search_attributes,
             quick=args.quick,
             projection_ok=not problems,
             bench_s=round(time.perf_counter() - began),

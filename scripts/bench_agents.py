@@ -51,7 +51,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -118,11 +117,6 @@ def patch_worker(runner: str, max_cached_workflows: int | None) -> None:
 
 
 # ---------------------------------------------------------------------- measuring
-def drain(stream: Any, lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line.rstrip())
-
-
 def summarise_output(lines: list[str]) -> str:
     """The worker's output in a few words: how many lines of each kind (a Temporal core warning
     code, or the message without its time and colours)."""
@@ -408,11 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                     + (["--max-cached-workflows", str(args.max_cached_workflows)] if args.max_cached_workflows else []),
                     script="bench_agents",
                     env=worker_env,
+                    output=worker_output,
                 )
                 worker_pid = worker.pid
-                # Drained for good: the Temporal core logs its warnings to stdout, and a full pipe
-                # would block the worker's core the next time it logs.
-                threading.Thread(target=drain, args=(worker.stdout, worker_output), daemon=True).start()
             print(f"bench_agents: dev server and worker (pid {worker_pid}) up, task queue {task_queue}", flush=True)
             servers = child_pids("temporal")
             pids = {"bench": os.getpid()} | ({} if worker is None else {"worker": worker_pid})

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -124,15 +125,27 @@ class AppendedLines:
         return [line.decode() for line in lines]
 
 
-def start_worker(command: list[str], *, script: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The script's ``--worker`` process (``command``), once its first line said it is up (the rest
-    of its output stays on the pipe, for the caller)."""
+def start_worker(
+    command: list[str], *, script: str, env: dict[str, str] | None = None, output: list[str] | None = None
+) -> subprocess.Popen[str]:
+    """The script's ``--worker`` process (``command``), once its first line said it is up.
+
+    The rest of its output is read for good, into ``output`` if given: the Temporal core logs
+    its warnings to stdout, and a full pipe would block the worker the next time it logs.
+    """
     worker = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     line = worker.stdout.readline() if worker.stdout else ""
     if not line.startswith("worker on"):
         stop_worker(worker)
         raise SystemExit(f"{script}: the worker did not start (it said {line!r})")
+    lines = [] if output is None else output
+    threading.Thread(target=_drain, args=(worker.stdout, lines), daemon=True).start()
     return worker
+
+
+def _drain(stream: Any, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip())
 
 
 def stop_worker(worker: subprocess.Popen[str] | None) -> None:

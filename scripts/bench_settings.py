@@ -31,7 +31,8 @@ DATABASES = {
     }
 }
 
-AUTOMATION: dict = {}
+# bench.py --search-attributes on: what publishing them costs (off by default, as in the library).
+AUTOMATION: dict = {"SEARCH_ATTRIBUTES": os.environ.get("BENCH_SEARCH_ATTRIBUTES", "off") == "on"}
 
 LOGGING = {
     "version": 1,

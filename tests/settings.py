@@ -76,6 +76,8 @@ AUTOMATION = {
     "RECONCILE_INTERVAL": 1.0,
     # The HTTP tests' workflows (the guide's StateZero examples); not an auto-discovered module name.
     "WORKFLOW_MODULES": ["tests.testapp.action_workflows"],
+    # The test environment's dev server registers them: the suite runs with them published.
+    "SEARCH_ATTRIBUTES": True,
 }
 
 LOGGING = {

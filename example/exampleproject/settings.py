@@ -88,6 +88,9 @@ AUTOMATION = {
     # Where `make dev` serves the site: start_run, watch_run and send_signal print absolute
     # run-page links (AUTOMATION_SITE_URL overrides it, as scripts/dev.py does on another port).
     "SITE_URL": "http://localhost:8000",
+    # Runs publish their status, step and awaited signal to Temporal's visibility (the dev
+    # server of `make dev` registers the search attributes): filter them in the Temporal UI.
+    "SEARCH_ATTRIBUTES": True,
 }
 
 # The run pages and the API need a user: LoginView at /accounts/login/ (LOGIN_URL's default),
