@@ -38,8 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_TIMEOUT": 10.0,  # seconds without a heartbeat before a step is retried elsewhere
     "MAX_CONCURRENT_STEPS": 16,  # worker threads running steps
     # Publish run status/step/signal as Temporal search attributes (registered on the namespace
-    # first): off unless asked, since each publication is a history event, a visibility write
-    # on the server (a billed action on Temporal Cloud), and Django's rows answer the same.
+    # first): off unless asked, since each publication is a history event and a visibility
+    # write on the server, and Django's rows answer the same questions.
     "SEARCH_ATTRIBUTES": False,
     "START_ATTEMPTS": 3,  # tries to reach Temporal when starting a run before it is marked failed
     # Seconds the worker keeps retrying its own database work (loading a run, recording a
