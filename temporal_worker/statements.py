@@ -28,7 +28,7 @@ __all__ = ["delete_rows", "insert_ignoring_conflicts", "insert_row", "update_row
 _updates: dict[tuple[str, type[Model], tuple[str, ...]], tuple[str, list[Any]] | None] = {}
 _inserts: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
 _returning: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
-_deletes: dict[tuple[str, type[Model], str], str] = {}
+_deletes: dict[tuple[str, type[Model], str], tuple[str, Any]] = {}
 
 
 def _plain(value: Any) -> bool:
@@ -162,9 +162,9 @@ def delete_rows(model: type[Model], field: str, value: Any) -> None:
     key = (alias, model, field)
     if key not in _deletes:
         qn = conn.ops.quote_name
-        column = model._meta.get_field(field).column
-        _deletes[key] = f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(column)} = %s"
-    target = model._meta.get_field(field)
-    param = (target.target_field if target.is_relation else target).get_db_prep_value(value, conn)
+        target = model._meta.get_field(field)
+        sql = f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(target.column)} = %s"
+        _deletes[key] = (sql, target.target_field if target.is_relation else target)
+    sql, column = _deletes[key]
     with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
-        cursor.execute(_deletes[key], [param])
+        cursor.execute(sql, [column.get_db_prep_value(value, conn)])
