@@ -208,6 +208,8 @@ def test_confirm_button_and_history_with_hidden_steps(page, live_server, dev):
 def test_a_suspended_run_shows_its_timeline(page, live_server, dev):
     """approval waits at its first step: the timeline shows that execution waiting (there is no
     StepExecution row for it), and the page adds entries as the run moves."""
+    from playwright.sync_api import expect
+
     run = dev.wait_until(engine.start("approval"), lambda r: r.status == "suspended")
     page.goto(f"{live_server.url}/statezero/ui/runs/{run.pk}/")
     waiting = page.locator('#timeline tr[data-kind="step"][data-step="wait_for_approval"][data-open="true"]')
@@ -222,8 +224,8 @@ def test_a_suspended_run_shows_its_timeline(page, live_server, dev):
 
     assert engine.signal("manager_approval", {"approved": True}) == 1
     following = page.locator('#timeline tr[data-kind="step"][data-step="wait_with_timeout"][data-open="true"]')
-    following.wait_for()  # the page refreshed itself
-    assert following.locator("td.what").inner_text() == "waiting for user_response"
+    # The page refreshes itself; it may first show the step running, before the step blocks.
+    expect(following.locator("td.what")).to_have_text("waiting for user_response", timeout=TIMEOUT_MS)
     assert page.locator('#timeline tr[data-kind="signal"]').locator("td.what").inner_text() == (
         "signal manager_approval received"
     )
