@@ -54,15 +54,27 @@ class GroupCommit:
         On SQLite outside a transaction, ``work`` runs in the writer thread, in a transaction
         with the other writes waiting then; elsewhere it runs here, as it is.
         """
-        if connection.vendor != "sqlite" or connection.in_atomic_block:
+        if not self.queues():
             return work()
+        return self.submit(work).result()
+
+    def queues(self) -> bool:
+        """Whether a write from this thread goes to the writer (SQLite, outside a transaction)."""
+        return connection.vendor == "sqlite" and not connection.in_atomic_block
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Queue ``work`` for the writer (only where ``queues()``); done once committed.
+
+        Writes commit in the order they were queued, so a caller that does not wait for one
+        write still has it committed before any write it queues later.
+        """
         future: Future[T] = Future()
         self._queue.put((work, future))
         with self._lock:
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._serve, name="projection-writer", daemon=True).start()
-        return future.result()
+        return future
 
     def _serve(self) -> None:
         _local.writer = True

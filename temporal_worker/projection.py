@@ -12,7 +12,10 @@ kind (``write``), from the call to its commit.
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +35,7 @@ __all__ = [
     "insert_run",
     "set_temporal_run_id",
     "mark_running",
+    "mark_running_soon",
     "record_entered",
     "record_cancelled",
     "record_completed",
@@ -46,6 +50,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("django_temporal_automation")
 
 
 def _timed(write: str) -> Callable[[F], F]:
@@ -172,6 +178,30 @@ def record_entered(run_id: int, spec: dict[str, Any], step: str, seq: int) -> No
 @_committed
 def mark_running(run_id: int, step: str) -> None:
     update_run(run_id, **row_fields(running(step)))
+
+
+def mark_running_soon(run_id: int, step: str) -> None:
+    """``mark_running``, without waiting for it where writes commit in the order they are queued
+    (SQLite's writer): a step leaving a wait starts its code at once, and its result (or a failed
+    attempt) is written after this all the same. A mark that fails is only logged: the step's
+    next write sets the row's status anyway, and waits out an outage. Elsewhere it is
+    ``mark_running``.
+    """
+    if not group_commit.queues():
+        mark_running(run_id, step)
+        return
+    queued = time.monotonic()
+    # Run by the writer, inside its transaction: update_run writes in place there.
+    write = functools.partial(update_run, run_id, **row_fields(running(step)))
+
+    def committed(future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None:
+            logger.info("run %s: marking step %r running failed (its result sets the status): %s", run_id, step, error)
+        elif metrics.enabled():
+            metrics.projection_write.observe(time.monotonic() - queued, write="running")
+
+    group_commit.submit(write).add_done_callback(committed)
 
 
 @_timed("failed_attempt")

@@ -11,29 +11,143 @@ conflict syntax for the connection's database, and each call only converts its v
 (expressions, model instances as values, fields with their own placeholders, a database
 without conflict skipping or ``RETURNING``, a model whose save or delete signals have receivers,
 a delete that cascades) goes through the ORM as before.
+
+Two shortcuts more, each taken only where it cannot change what reaches the database:
+
+* A value whose conversion is the identity is not converted: a ``str`` for Django's own text
+  fields, an ``int`` for its integer fields and keys, a ``float`` for ``FloatField``, a ``bool``
+  for ``BooleanField``, ``None`` for any of them (their ``get_db_prep_save`` returns these as they
+  are, on every backend). Other fields and values (JSON, dates, subclasses) convert as the ORM does.
+* On SQLite, the statement goes to the driver's connection rather than through Django's cursor
+  wrapper (whose work per call, a cursor object and placeholder rewriting, cost as much as
+  the statement), unless something watches Django's cursors: query logging (``DEBUG``) or an
+  installed ``execute_wrapper`` (a tracer, a test counting queries). Errors are still Django's
+  (``wrap_database_errors``), and the statement still runs on this thread's Django connection,
+  in its transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Model, signals
 from django.db.models.constants import OnConflict
 from django.db.models.deletion import Collector
 
+T = TypeVar("T")
+
 __all__ = ["delete_rows", "insert_ignoring_conflicts", "insert_row", "update_row"]
 
-# (database alias, model, column names) -> (SQL, fields); None: use the ORM for these.
-_updates: dict[tuple[str, type[Model], tuple[str, ...]], tuple[str, list[Any]] | None] = {}
-_inserts: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
-_returning: dict[tuple[str, type[Model]], tuple[str, list[Any]] | None] = {}
-_deletes: dict[tuple[str, type[Model], str], tuple[str, Any]] = {}
+# (database alias, model, column names) -> the statement; None: use the ORM for these.
+_updates: dict[tuple[str, type[Model], tuple[str, ...]], _Compiled | None] = {}
+_inserts: dict[tuple[str, type[Model]], _Compiled | None] = {}
+_returning: dict[tuple[str, type[Model]], _Compiled | None] = {}
+_deletes: dict[tuple[str, type[Model], str], _Compiled] = {}
+
+
+# Django's own field classes (exactly these, not subclasses), and the values their conversion
+# returns unchanged on every backend: any ``str`` for text (enum members included), values of
+# exactly these types for the others (``int()`` turns an ``IntEnum`` into a plain int).
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _exactly(kind: type[Any]) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return type(value) is kind
+
+    return check
+
+
+_UNCHANGED: dict[type[Any], Callable[[Any], bool]] = {
+    **dict.fromkeys((models.CharField, models.TextField, models.SlugField, models.EmailField, models.URLField), _text),
+    **dict.fromkeys(
+        (
+            models.IntegerField,
+            models.BigIntegerField,
+            models.SmallIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveBigIntegerField,
+            models.PositiveSmallIntegerField,
+            models.AutoField,
+            models.BigAutoField,
+            models.SmallAutoField,
+        ),
+        _exactly(int),
+    ),
+    models.FloatField: _exactly(float),
+    models.BooleanField: _exactly(bool),
+}
+_QMARK = re.compile(r"(?<!%)%s")
+
+
+def _converter(alias: str, field: Any, *, lookup: bool) -> Callable[[Any], Any]:
+    """``field.get_db_prep_save`` (``get_db_prep_value`` of the column a ``lookup`` compares
+    with) for ``alias``, skipped for the values it returns as they are."""
+    conn = connections[alias]
+    target = field.target_field if field.is_relation else field
+    unchanged = _UNCHANGED.get(type(target)) if type(field) in (type(target), models.ForeignKey) else None
+
+    def convert(value: Any) -> Any:
+        if lookup:
+            return target.get_db_prep_value(value, conn)
+        return field.get_db_prep_save(value, connection=conn)
+
+    if unchanged is None:
+        return convert
+
+    def unchanged_or_convert(value: Any) -> Any:
+        return value if value is None or unchanged(value) else convert(value)
+
+    return unchanged_or_convert
+
+
+class _Compiled:
+    """One statement for one database: its SQL, and a converter per parameter."""
+
+    def __init__(self, alias: str, sql: str, fields: list[Any], *, lookup: bool = False) -> None:
+        self.alias, self.sql, self.fields = alias, sql, fields
+        self.converters = [_converter(alias, f, lookup=lookup) for f in fields]
+        # The SQLite driver's placeholders; None elsewhere (always through Django's cursor).
+        vendor = connections[alias].vendor
+        self.qmark = _QMARK.sub("?", sql).replace("%%", "%") if vendor == "sqlite" else None
+
+    def run(self, values: list[Any], read: Callable[[Any], T] | None = None) -> T | None:
+        """Execute with ``values`` on this thread's connection; what ``read`` takes from the
+        driver's cursor (its rowcount, its rows), if given."""
+        params = [convert(v) for convert, v in zip(self.converters, values, strict=True)]
+        conn = connections[self.alias]
+        with transaction.mark_for_rollback_on_error(self.alias):
+            if self.qmark is None or conn.execute_wrappers or conn.queries_logged:
+                with conn.cursor() as cursor:
+                    cursor.execute(self.sql, params)
+                    return None if read is None else read(cursor)
+            conn.close_if_health_check_failed()
+            conn.ensure_connection()
+            conn.validate_thread_sharing()
+            conn.validate_no_broken_transaction()
+            with conn.wrap_database_errors, contextlib.closing(conn.connection.execute(self.qmark, params)) as cursor:
+                return None if read is None else read(cursor)
+
+
+def _rowcount(cursor: Any) -> int:
+    return int(cursor.rowcount)
+
+
+def _first_value(cursor: Any) -> Any:
+    return cursor.fetchone()[0]
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list})
 
 
 def _plain(value: Any) -> bool:
     """A value the ORM would only convert: not an expression, not a model instance."""
-    return not hasattr(value, "resolve_expression") and not isinstance(value, Model)
+    return type(value) in _PLAIN_TYPES or (not hasattr(value, "resolve_expression") and not isinstance(value, Model))
 
 
 def _simple(field: Any) -> bool:
@@ -51,19 +165,13 @@ def update_row(model: type[Model], pk: Any, fields: dict[str, Any]) -> int:
             qn = connections[alias].ops.quote_name
             columns = ", ".join(f"{qn(f.column)} = %s" for f in targets)
             sql = f"UPDATE {qn(meta.db_table)} SET {columns} WHERE {qn(meta.pk.column)} = %s"
-            _updates[key] = (sql, targets)
+            _updates[key] = _Compiled(alias, sql, [*targets, meta.pk])
         else:
             _updates[key] = None
     compiled = _updates[key]
     if compiled is None or not all(_plain(v) for v in fields.values()):
         return model._base_manager.using(alias).filter(pk=pk).update(**fields)
-    sql, targets = compiled
-    conn = connections[alias]
-    params = [f.get_db_prep_save(v, connection=conn) for f, v in zip(targets, fields.values(), strict=True)]
-    params.append(model._meta.pk.get_db_prep_value(pk, conn))
-    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return compiled.run([*fields.values(), pk], _rowcount) or 0
 
 
 def insert_ignoring_conflicts(obj: Model) -> None:
@@ -88,19 +196,15 @@ def insert_ignoring_conflicts(obj: Model) -> None:
                 )
                 if part
             )
-            _inserts[key] = (sql, fields)
+            _inserts[key] = _Compiled(alias, sql, fields)
         else:
             _inserts[key] = None
     compiled = _inserts[key]
-    values = None if compiled is None else [f.pre_save(obj, True) for f in compiled[1]]
+    values = None if compiled is None else [f.pre_save(obj, True) for f in compiled.fields]
     if compiled is None or values is None or not all(_plain(v) for v in values):
         model._base_manager.using(alias).bulk_create([obj], ignore_conflicts=True)
         return
-    sql, fields = compiled
-    conn = connections[alias]
-    params = [f.get_db_prep_save(v, connection=conn) for f, v in zip(fields, values, strict=True)]
-    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
-        cursor.execute(sql, params)
+    compiled.run(values)
 
 
 def insert_row(obj: Model) -> None:
@@ -129,20 +233,16 @@ def insert_row(obj: Model) -> None:
                 f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
                 f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}"
             )
-            _returning[key] = (sql, fields)
+            _returning[key] = _Compiled(alias, sql, fields)
         else:
             _returning[key] = None
     compiled = _returning[key]
     listened = signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
-    values = None if compiled is None or listened else [f.pre_save(obj, True) for f in compiled[1]]
+    values = None if compiled is None or listened else [f.pre_save(obj, True) for f in compiled.fields]
     if compiled is None or values is None or not all(_plain(v) for v in values):
         obj.save(force_insert=True, using=alias)
         return
-    sql, fields = compiled
-    params = [f.get_db_prep_save(v, connection=conn) for f, v in zip(fields, values, strict=True)]
-    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        pk = cursor.fetchone()[0]
+    pk = compiled.run(values, _first_value)
     setattr(obj, model._meta.auto_field.attname, pk)
     obj._state.adding = False
     obj._state.db = alias
@@ -158,13 +258,10 @@ def delete_rows(model: type[Model], field: str, value: Any) -> None:
     if not Collector(using=alias, origin=None).can_fast_delete(model):
         model._base_manager.using(alias).filter(**{field: value}).delete()
         return
-    conn = connections[alias]
     key = (alias, model, field)
     if key not in _deletes:
-        qn = conn.ops.quote_name
+        qn = connections[alias].ops.quote_name
         target = model._meta.get_field(field)
         sql = f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(target.column)} = %s"
-        _deletes[key] = (sql, target.target_field if target.is_relation else target)
-    sql, column = _deletes[key]
-    with transaction.mark_for_rollback_on_error(alias), conn.cursor() as cursor:
-        cursor.execute(sql, [column.get_db_prep_value(value, conn)])
+        _deletes[key] = _Compiled(alias, sql, [target], lookup=True)
+    _deletes[key].run([value])

@@ -116,3 +116,28 @@ def test_inside_a_transaction_a_write_runs_in_the_callers_thread(transactional_d
         projection.mark_running(run_id, "only")
         assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.RUNNING
     assert where == [threading.current_thread()]
+
+
+def test_a_mark_not_waited_for_still_commits_before_the_callers_next_write(transactional_db):
+    """A step leaving a wait queues its "running" mark and starts its code at once; its result,
+    written next, is committed after the mark, so the mark never overwrites it."""
+    run_id = new_run()
+    WorkflowRun.objects.filter(pk=run_id).update(status=WorkflowStatus.SUSPENDED)
+    blocker, release = hold_the_writer()
+    projection.mark_running_soon(run_id, "only")  # returns although the writer is held
+    assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.SUSPENDED
+    done = threading.Event()
+
+    def result() -> None:
+        projection.record_directive(run_id, SPEC, "only", 0, {"n": 1}, Complete())
+        connection.close()
+        done.set()
+
+    writer = threading.Thread(target=result)
+    writer.start()
+    wait_until(lambda: group_commit._queue.qsize() == 2)
+    release.set()
+    for t in [blocker, writer]:
+        t.join(timeout=30)
+    assert done.is_set()
+    assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.COMPLETED

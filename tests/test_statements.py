@@ -121,3 +121,54 @@ def test_delete_rows_of_a_model_with_delete_receivers_deletes_through_the_orm():
         post_delete.disconnect(sender=EventClaim, dispatch_uid="t")
     assert heard == [holder.pk]
     assert list(EventClaim.objects.values_list("holder_id", flat=True)) == [other.pk]
+
+
+def test_values_of_other_types_convert_as_the_orm_converts_them():
+    """Only values a field returns unchanged skip its conversion: an enum member of a text field
+    is stored as its value, an IntEnum and a bool in an integer field as plain ints, an int in a
+    float field as a float, and a string in an integer field as the ORM would convert it."""
+    import enum
+
+    from facade import WorkflowStatus
+
+    class Seq(enum.IntEnum):
+        THIRD = 3
+
+    run, via_orm = new_run(), new_run()
+    fields = {"status": WorkflowStatus.WAITING, "wait_seq": Seq.THIRD, "progress": 1, "current_step": "a"}
+    assert update_row(WorkflowRun, run.pk, fields) == 1
+    WorkflowRun.objects.filter(pk=via_orm.pk).update(**fields)
+    assert update_row(WorkflowRun, new_run().pk, {"wait_seq": "7"}) == 1
+    mine, theirs = (WorkflowRun.objects.values(*fields).get(pk=pk) for pk in (run.pk, via_orm.pk))
+    assert mine == theirs == {"status": "waiting", "wait_seq": 3, "progress": 1.0, "current_step": "a"}
+    assert type(mine["wait_seq"]) is int and type(mine["progress"]) is float
+    assert WorkflowRun.objects.filter(wait_seq=7).count() == 1
+
+
+def test_statements_are_seen_by_execute_wrappers_and_logged_with_debug(settings):
+    """Whatever watches Django's cursors (an execute_wrapper, DEBUG's query log) sees these
+    statements: they go through Django's cursor then, and straight to the driver otherwise."""
+    from django.db import connection, reset_queries
+
+    run = new_run()
+    seen: list[str] = []
+
+    def watch(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        update_row(WorkflowRun, run.pk, {"current_step": "watched"})
+        delete_rows(EventClaim, "holder", run.pk)
+    assert len(seen) == 2 and seen[0].startswith("UPDATE") and seen[1].startswith("DELETE"), seen
+
+    settings.DEBUG = True
+    reset_queries()
+    update_row(WorkflowRun, run.pk, {"current_step": "logged"})
+    assert any("UPDATE" in q["sql"] for q in connection.queries), connection.queries
+    settings.DEBUG = False
+    reset_queries()
+    seen.clear()
+    update_row(WorkflowRun, run.pk, {"current_step": "quiet"})
+    assert connection.queries == [] and seen == []
+    assert WorkflowRun.objects.get(pk=run.pk).current_step == "quiet"

@@ -157,7 +157,7 @@ def _prepare(
         reason = f"{_label(inp)}: the signal payload does not fit the Context: {validation_summary(exc)}"
         return StepOutcome(_dump(ctx), Fail(reason).to_directive())
     if inp.resume or attempt > 1:
-        projection.mark_running(run_id, step_name)
+        projection.mark_running_soon(run_id, step_name)
     try:
         kwargs = _step_kwargs(definition, definition.steps[step_name], inp)
     except AutomationError as exc:
