@@ -16,8 +16,11 @@ Two shortcuts more, each taken only where it cannot change what reaches the data
 
 * A value whose conversion is the identity is not converted: a ``str`` for Django's own text
   fields, an ``int`` for its integer fields and keys, a ``float`` for ``FloatField``, a ``bool``
-  for ``BooleanField``, ``None`` for any of them (their ``get_db_prep_save`` returns these as they
-  are, on every backend). Other fields and values (JSON, dates, subclasses) convert as the ORM does.
+  for ``BooleanField``, ``None`` for any of them and for ``DateTimeField`` (their
+  ``get_db_prep_save`` returns these as they are, on every backend). A plain value of a
+  ``JSONField`` without an encoder, on a backend that sends JSON as text, is ``json.dumps``-ed
+  as the ORM would. Other fields and values (dates, subclasses, expressions) convert as the ORM
+  does.
 * On SQLite, the statement goes to the driver's connection rather than through Django's cursor
   wrapper (whose work per call, a cursor object and placeholder rewriting, cost as much as
   the statement), unless something watches Django's cursors: query logging (``DEBUG``) or an
@@ -29,11 +32,13 @@ Two shortcuts more, each taken only where it cannot change what reaches the data
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db import connections, models, router, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import Model, signals
 from django.db.models.constants import OnConflict
 from django.db.models.deletion import Collector
@@ -63,6 +68,10 @@ def _exactly(kind: type[Any]) -> Callable[[Any], bool]:
     return check
 
 
+def _nothing_but_none(value: Any) -> bool:
+    return False  # None is passed on unconverted; anything else converts
+
+
 _UNCHANGED: dict[type[Any], Callable[[Any], bool]] = {
     **dict.fromkeys((models.CharField, models.TextField, models.SlugField, models.EmailField, models.URLField), _text),
     **dict.fromkeys(
@@ -81,7 +90,9 @@ _UNCHANGED: dict[type[Any], Callable[[Any], bool]] = {
     ),
     models.FloatField: _exactly(float),
     models.BooleanField: _exactly(bool),
+    models.DateTimeField: _nothing_but_none,
 }
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool})
 _QMARK = re.compile(r"(?<!%)%s")
 
 
@@ -97,6 +108,16 @@ def _converter(alias: str, field: Any, *, lookup: bool) -> Callable[[Any], Any]:
             return target.get_db_prep_value(value, conn)
         return field.get_db_prep_save(value, connection=conn)
 
+    if (
+        type(field) is models.JSONField
+        and field.encoder is None
+        and getattr(type(conn.ops), "adapt_json_value", None) is BaseDatabaseOperations.adapt_json_value
+    ):
+        # What the ORM sends for a plain JSON value there: json.dumps of it.
+        def dumps_or_convert(value: Any) -> Any:
+            return json.dumps(value) if type(value) in _JSON_TYPES else convert(value)
+
+        return dumps_or_convert
     if unchanged is None:
         return convert
 
