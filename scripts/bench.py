@@ -22,6 +22,11 @@ Measured (the last line printed is one JSON object with every figure):
 * throughput (``facade_per_s``, ``raw_per_s``, ``raw_default_per_s``, ``ratio``,
   ``ratio_vs_raw_default``): N 3-step runs, at most ``--concurrency`` in flight, from the
   first start to the last completion, kinds alternating over ``--rounds`` rounds; medians.
+  The dev server gets slower as the runs it keeps accumulate (its CPU per run grows by half
+  over a bench), so the order reverses every round (A B C, C B A, ...) and the rounds are even
+  in number (default 4): then each kind's median comes from the same point of the bench on
+  average. With three rounds the first kind's median would come from later batches than the
+  second's.
   With the CPU each run costs in this process and in the dev server (from ``/proc``, on
   Linux) and ``cpu_ratio`` (raw CPU per run / facade CPU per run), the throughput ratio to
   expect when the CPUs are the limit, which other load on the machine disturbs less than
@@ -749,7 +754,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="small numbers everywhere (also BENCH_QUICK=1)")
     parser.add_argument("--n", type=int, default=200, help="runs per throughput batch (default 200)")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput batch rounds, kinds alternating (default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="throughput batch rounds, kinds alternating (default 4; keep it even, see above)",
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight / starting threads (default 20)")
     parser.add_argument(
         "--threads",

@@ -11,6 +11,7 @@ kind (``write``), from the call to its commit.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -85,8 +86,10 @@ def _committed(fn: F) -> F:
 
 
 def _atomic() -> Any:
-    """One transaction for a write's statements; in the writer's batch, no savepoint of its own."""
-    return transaction.atomic(savepoint=not in_writer())
+    """One transaction for a write's statements. In the writer's batch, the batch's transaction
+    is that already: an error propagates to it and rolls the batch back (then each write is
+    committed alone), so nothing of Django's transaction bookkeeping is needed around them."""
+    return contextlib.nullcontext() if in_writer() else transaction.atomic()
 
 
 def row_fields(change: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
