@@ -6,7 +6,9 @@ queued behind sleeps rather than behind each other: with 16 step threads, a writ
 over a second. Here a step thread hands its write to one writer thread, which commits every
 write waiting at that moment in one transaction. Each caller returns only once its own write
 has committed (or raises its error), so a step activity still returns only after its
-transition is in the database.
+transition is in the database. A few writes nobody needs to wait for (``submit``: a run's
+Temporal run id, a step's "running" mark) are queued and left; writes commit in the order
+they were queued, and at exit the queue is committed before the process ends.
 
 Other databases take writes to different rows in parallel: there, and inside a transaction
 the caller already holds, a write runs in the caller's thread as it always did.
@@ -14,6 +16,8 @@ the caller already holds, a write runs in the caller's thread as it always did.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -75,6 +79,16 @@ class GroupCommit:
                 self._running = True
                 threading.Thread(target=self._serve, name="projection-writer", daemon=True).start()
         return future
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every write queued so far has committed or failed (at most ``timeout``
+        seconds): at exit, for the writes nobody waits for (``submit``)."""
+        with self._lock:
+            if not self._running:
+                return
+        # A write that fails was reported to whoever queued it.
+        with contextlib.suppress(Exception):
+            self.submit(lambda: None).result(timeout)
 
     def _serve(self) -> None:
         _local.writer = True
@@ -141,3 +155,5 @@ class GroupCommit:
 
 
 group_commit = GroupCommit()
+# The writer is a daemon thread: at exit, let it commit what was queued without a wait.
+atexit.register(group_commit.flush)

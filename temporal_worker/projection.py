@@ -165,9 +165,12 @@ def insert_run(run: WorkflowRun, workflow_id: Callable[[int], str]) -> None:
         update_row(WorkflowRun, run.pk, {"temporal_workflow_id": run.temporal_workflow_id})
 
 
-@_committed
 def set_temporal_run_id(run_id: int, temporal_run_id: str) -> None:
-    update_row(WorkflowRun, run_id, {"temporal_run_id": temporal_run_id})
+    """Save the id Temporal gave the run's first execution (the workflow id already ties the row
+    to its workflow). Where writes are queued (SQLite) the caller does not wait for it: a start
+    pays one commit, not two, and a failure is logged. Elsewhere it is written now."""
+    write = functools.partial(update_row, WorkflowRun, run_id, {"temporal_run_id": temporal_run_id})
+    _soon(write, write, f"run {run_id} started on Temporal; its temporal_run_id was not saved")
 
 
 @_timed("entered")
@@ -190,21 +193,30 @@ def mark_running_soon(run_id: int, step: str) -> None:
     next write sets the row's status anyway, and waits out an outage. Elsewhere it is
     ``mark_running``.
     """
-    if not group_commit.queues():
-        mark_running(run_id, step)
-        return
-    queued = time.monotonic()
     # Run by the writer, inside its transaction: update_run writes in place there.
-    write = functools.partial(update_run, run_id, **row_fields(running(step)))
+    queued = functools.partial(update_run, run_id, **row_fields(running(step)))
+    now = functools.partial(mark_running, run_id, step)
+    _soon(queued, now, f"run {run_id}: marking step {step!r} running failed (its result sets the status)", "running")
 
-    def committed(future: Future[None]) -> None:
+
+def _soon(queued: Callable[[], Any], now: Callable[[], Any], failed: str, kind: str | None = None) -> None:
+    """A write nobody waits for: ``queued`` goes to the writer where writes are queued, and the
+    caller goes on (a later write of it still commits after this one); ``failed`` is logged if it
+    fails, and the commit observed as a projection write of ``kind``. Elsewhere ``now()`` runs
+    here and raises what it raises."""
+    if not group_commit.queues():
+        now()
+        return
+    started = time.monotonic()
+
+    def committed(future: Future[Any]) -> None:
         error = future.exception()
         if error is not None:
-            logger.info("run %s: marking step %r running failed (its result sets the status): %s", run_id, step, error)
-        elif metrics.enabled():
-            metrics.projection_write.observe(time.monotonic() - queued, write="running")
+            logger.warning("%s: %s", failed, error)
+        elif kind is not None and metrics.enabled():
+            metrics.projection_write.observe(time.monotonic() - started, write=kind)
 
-    group_commit.submit(write).add_done_callback(committed)
+    group_commit.submit(queued).add_done_callback(committed)
 
 
 @_timed("failed_attempt")

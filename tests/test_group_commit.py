@@ -141,3 +141,42 @@ def test_a_mark_not_waited_for_still_commits_before_the_callers_next_write(trans
         t.join(timeout=30)
     assert done.is_set()
     assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.COMPLETED
+
+
+def test_a_write_nobody_waits_for_is_committed_at_exit(tmp_path):
+    """A process that starts a run and exits at once still saves the run's Temporal run id: the
+    queued write is committed before the process ends (the writer is a daemon thread)."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    db = tmp_path / "exit.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import os, django
+        os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+        os.environ["AUTOMATION_TEST_DB"] = {str(db)!r}
+        django.setup()
+        from django.core.management import call_command
+        call_command("migrate", verbosity=0)
+        from django_bridge.models import WorkflowRun
+        from temporal_worker import projection
+        from temporal_worker.group_commit import group_commit
+        run = WorkflowRun.objects.create(name="gc", version="1", data={{}}, spec={{}}, task_queue="q")
+        import time
+        group_commit.submit(lambda: time.sleep(1))  # the writer is busy for a second: the write queues
+        projection.set_temporal_run_id(run.pk, "queued-at-exit")
+        print(run.pk)  # and the process ends while it waits
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        (value,) = conn.execute(
+            "SELECT temporal_run_id FROM django_bridge_workflowrun WHERE id = ?", (int(done.stdout.split()[-1]),)
+        ).fetchone()
+    assert value == "queued-at-exit"
