@@ -109,7 +109,8 @@ def _converter(alias: str, field: Any, *, lookup: bool) -> Callable[[Any], Any]:
         return field.get_db_prep_save(value, connection=conn)
 
     if (
-        type(field) is models.JSONField
+        not lookup
+        and type(field) is models.JSONField
         and field.encoder is None
         and getattr(type(conn.ops), "adapt_json_value", None) is BaseDatabaseOperations.adapt_json_value
     ):
