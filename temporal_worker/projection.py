@@ -170,7 +170,7 @@ def set_temporal_run_id(run_id: int, temporal_run_id: str) -> None:
     to its workflow). Where writes are queued (SQLite) the caller does not wait for it: a start
     pays one commit, not two, and a failure is logged. Elsewhere it is written now."""
     write = functools.partial(update_row, WorkflowRun, run_id, {"temporal_run_id": temporal_run_id})
-    _soon(write, write, f"run {run_id} started on Temporal; its temporal_run_id was not saved")
+    _soon(write, f"run {run_id} started on Temporal; its temporal_run_id was not saved")
 
 
 @_timed("entered")
@@ -193,19 +193,21 @@ def mark_running_soon(run_id: int, step: str) -> None:
     next write sets the row's status anyway, and waits out an outage. Elsewhere it is
     ``mark_running``.
     """
-    # Run by the writer, inside its transaction: update_run writes in place there.
-    queued = functools.partial(update_run, run_id, **row_fields(running(step)))
-    now = functools.partial(mark_running, run_id, step)
-    _soon(queued, now, f"run {run_id}: marking step {step!r} running failed (its result sets the status)", "running")
+    # In the writer's batch (or inside the caller's transaction) update_run writes in place.
+    write = functools.partial(update_run, run_id, **row_fields(running(step)))
+    _soon(write, f"run {run_id}: marking step {step!r} running failed (its result sets the status)", "running")
 
 
-def _soon(queued: Callable[[], Any], now: Callable[[], Any], failed: str, kind: str | None = None) -> None:
-    """A write nobody waits for: ``queued`` goes to the writer where writes are queued, and the
-    caller goes on (a later write of it still commits after this one); ``failed`` is logged if it
-    fails, and the commit observed as a projection write of ``kind``. Elsewhere ``now()`` runs
-    here and raises what it raises."""
+def _soon(work: Callable[[], Any], failed: str, kind: str | None = None) -> None:
+    """A write nobody waits for: where writes are queued, ``work`` goes to the writer and the
+    caller goes on (a later write of it still commits after this one), and ``failed`` is logged
+    if it fails. Elsewhere it runs here and raises what it raises. Either way its commit is
+    observed as a projection write of ``kind``."""
     if not group_commit.queues():
-        now()
+        if kind is None:
+            work()
+        else:
+            metrics.projection_write.timed(work, write=kind)
         return
     started = time.monotonic()
 
@@ -216,7 +218,7 @@ def _soon(queued: Callable[[], Any], now: Callable[[], Any], failed: str, kind: 
         elif kind is not None and metrics.enabled():
             metrics.projection_write.observe(time.monotonic() - started, write=kind)
 
-    group_commit.submit(queued).add_done_callback(committed)
+    group_commit.submit(work).add_done_callback(committed)
 
 
 @_timed("failed_attempt")
