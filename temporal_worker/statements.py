@@ -19,8 +19,10 @@ Two shortcuts more, each taken only where it cannot change what reaches the data
   for ``BooleanField``, ``None`` for any of them and for ``DateTimeField`` (their
   ``get_db_prep_save`` returns these as they are, on every backend). A plain value of a
   ``JSONField`` without an encoder, on a backend that sends JSON as text, is ``json.dumps``-ed
-  as the ORM would. Other fields and values (dates, subclasses, expressions) convert as the ORM
-  does.
+  as the ORM would. An aware ``datetime`` for ``DateTimeField`` gets only the backend's
+  adaptation (the field's own preparation returns it as it is). Other fields and values (naive
+  datetimes, dates, subclasses, expressions) convert as the ORM does. The values are checked and
+  converted in one pass, by their exact type first, since a write converts a dozen of them.
 * On SQLite, the statement goes to the driver's connection rather than through Django's cursor
   wrapper (whose work per call, a cursor object and placeholder rewriting, cost as much as
   the statement), unless something watches Django's cursors: query logging (``DEBUG``) or an
@@ -31,10 +33,10 @@ Two shortcuts more, each taken only where it cannot change what reaches the data
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import connections, models, router, transaction
@@ -54,26 +56,13 @@ _returning: dict[tuple[str, type[Model]], _Compiled | None] = {}
 _deletes: dict[tuple[str, type[Model], str], _Compiled] = {}
 
 
-# Django's own field classes (exactly these, not subclasses), and the values their conversion
-# returns unchanged on every backend: any ``str`` for text (enum members included), values of
-# exactly these types for the others (``int()`` turns an ``IntEnum`` into a plain int).
-def _text(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _exactly(kind: type[Any]) -> Callable[[Any], bool]:
-    def check(value: Any) -> bool:
-        return type(value) is kind
-
-    return check
-
-
-def _nothing_but_none(value: Any) -> bool:
-    return False  # None is passed on unconverted; anything else converts
-
-
-_UNCHANGED: dict[type[Any], Callable[[Any], bool]] = {
-    **dict.fromkeys((models.CharField, models.TextField, models.SlugField, models.EmailField, models.URLField), _text),
+# Django's own field classes (exactly these, not subclasses), and the types of the values their
+# conversion returns unchanged on every backend, besides None: ``str`` for text (and any str
+# subclass, an enum member), exactly ``int``, ``float`` or ``bool`` for the others (``int()``
+# turns an ``IntEnum`` into a plain int).
+_TEXT = frozenset({str})
+_UNCHANGED: dict[type[Any], frozenset[type[Any]]] = {
+    **dict.fromkeys((models.CharField, models.TextField, models.SlugField, models.EmailField, models.URLField), _TEXT),
     **dict.fromkeys(
         (
             models.IntegerField,
@@ -86,19 +75,21 @@ _UNCHANGED: dict[type[Any], Callable[[Any], bool]] = {
             models.BigAutoField,
             models.SmallAutoField,
         ),
-        _exactly(int),
+        frozenset({int}),
     ),
-    models.FloatField: _exactly(float),
-    models.BooleanField: _exactly(bool),
-    models.DateTimeField: _nothing_but_none,
+    models.FloatField: frozenset({float}),
+    models.BooleanField: frozenset({bool}),
+    models.DateTimeField: frozenset(),
 }
+_NONE = type(None)
 _JSON_TYPES = frozenset({dict, list, str, int, float, bool})
 _QMARK = re.compile(r"(?<!%)%s")
 
 
-def _converter(alias: str, field: Any, *, lookup: bool) -> Callable[[Any], Any]:
+def _converter(alias: str, field: Any, *, lookup: bool) -> tuple[frozenset[type[Any]], Callable[[Any], Any]]:
     """``field.get_db_prep_save`` (``get_db_prep_value`` of the column a ``lookup`` compares
-    with) for ``alias``, skipped for the values it returns as they are."""
+    with) for ``alias``: the types whose values it returns as they are, and a function that
+    converts any value as it does (itself skipping the values it returns unchanged)."""
     conn = connections[alias]
     target = field.target_field if field.is_relation else field
     unchanged = _UNCHANGED.get(type(target)) if type(field) in (type(target), models.ForeignKey) else None
@@ -118,18 +109,30 @@ def _converter(alias: str, field: Any, *, lookup: bool) -> Callable[[Any], Any]:
         def dumps_or_convert(value: Any) -> Any:
             return json.dumps(value) if type(value) in _JSON_TYPES else convert(value)
 
-        return dumps_or_convert
+        return frozenset(), dumps_or_convert
+    if type(field) is models.DateTimeField:
+        adapt = conn.ops.adapt_datetimefield_value
+
+        # DateTimeField's own preparation returns an aware datetime as it is (it only makes a
+        # naive one aware, with a warning): what remains is the backend's adaptation.
+        def adapt_or_convert(value: Any) -> Any:
+            return adapt(value) if type(value) is datetime and value.utcoffset() is not None else convert(value)
+
+        return frozenset({_NONE}), adapt_or_convert
     if unchanged is None:
-        return convert
+        return frozenset(), convert
+
+    text = unchanged is _TEXT
 
     def unchanged_or_convert(value: Any) -> Any:
-        return value if value is None or unchanged(value) else convert(value)
+        kept = value is None or type(value) in unchanged or (text and isinstance(value, str))
+        return value if kept else convert(value)
 
-    return unchanged_or_convert
+    return unchanged | {_NONE}, unchanged_or_convert
 
 
 class _Compiled:
-    """One statement for one database: its SQL, and a converter per parameter."""
+    """One statement for one database: its SQL, and how to convert each parameter."""
 
     def __init__(self, alias: str, sql: str, fields: list[Any], *, lookup: bool = False) -> None:
         self.alias, self.sql, self.fields = alias, sql, fields
@@ -138,22 +141,46 @@ class _Compiled:
         vendor = connections[alias].vendor
         self.qmark = _QMARK.sub("?", sql).replace("%%", "%") if vendor == "sqlite" else None
 
-    def run(self, values: list[Any], read: Callable[[Any], T] | None = None) -> T | None:
-        """Execute with ``values`` on this thread's connection; what ``read`` takes from the
-        driver's cursor (its rowcount, its rows), if given."""
-        params = [convert(v) for convert, v in zip(self.converters, values, strict=True)]
+    def params(self, values: list[Any]) -> list[Any] | None:
+        """``values`` converted as the ORM converts them; None if one of them is not a plain
+        value (an expression, a model instance): the ORM's way is taken for those."""
+        params = []
+        # One pass, and no call at all for the values most columns get (a str, an int, None).
+        for value, (kept, convert) in zip(values, self.converters, strict=True):
+            if type(value) in kept:
+                params.append(value)
+            elif _plain(value):
+                params.append(convert(value))
+            else:
+                return None
+        return params
+
+    def run(self, params: list[Any], read: Callable[[Any], T] | None = None) -> T | None:
+        """Execute with ``params`` (from ``params()``) on this thread's connection; what
+        ``read`` takes from the driver's cursor (its rowcount, its rows), if given."""
         conn = connections[self.alias]
-        with transaction.mark_for_rollback_on_error(self.alias):
-            if self.qmark is None or conn.execute_wrappers or conn.queries_logged:
-                with conn.cursor() as cursor:
-                    cursor.execute(self.sql, params)
-                    return None if read is None else read(cursor)
+        if self.qmark is None or conn.execute_wrappers or conn.queries_logged:
+            with transaction.mark_for_rollback_on_error(self.alias), conn.cursor() as cursor:
+                cursor.execute(self.sql, params)
+                return None if read is None else read(cursor)
+        try:
+            # What Django's cursor checks before a statement, then the driver's own execute.
             conn.close_if_health_check_failed()
             conn.ensure_connection()
             conn.validate_thread_sharing()
             conn.validate_no_broken_transaction()
-            with conn.wrap_database_errors, contextlib.closing(conn.connection.execute(self.qmark, params)) as cursor:
-                return None if read is None else read(cursor)
+            with conn.wrap_database_errors:
+                cursor = conn.connection.execute(self.qmark, params)
+                try:
+                    return None if read is None else read(cursor)
+                finally:
+                    cursor.close()
+        except Exception as exc:
+            # transaction.mark_for_rollback_on_error, inline: an error inside atomic() dooms it.
+            if conn.in_atomic_block:
+                conn.needs_rollback = True
+                conn.rollback_exc = exc
+            raise
 
 
 def _rowcount(cursor: Any) -> int:
@@ -164,7 +191,7 @@ def _first_value(cursor: Any) -> Any:
     return cursor.fetchone()[0]
 
 
-_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list})
+_PLAIN_TYPES = frozenset({str, int, float, bool, _NONE, dict, list})
 
 
 def _plain(value: Any) -> bool:
@@ -191,9 +218,10 @@ def update_row(model: type[Model], pk: Any, fields: dict[str, Any]) -> int:
         else:
             _updates[key] = None
     compiled = _updates[key]
-    if compiled is None or not all(_plain(v) for v in fields.values()):
+    params = None if compiled is None else compiled.params([*fields.values(), pk])
+    if compiled is None or params is None:
         return model._base_manager.using(alias).filter(pk=pk).update(**fields)
-    return compiled.run([*fields.values(), pk], _rowcount) or 0
+    return compiled.run(params, _rowcount) or 0
 
 
 def insert_ignoring_conflicts(obj: Model) -> None:
@@ -222,11 +250,11 @@ def insert_ignoring_conflicts(obj: Model) -> None:
         else:
             _inserts[key] = None
     compiled = _inserts[key]
-    values = None if compiled is None else [f.pre_save(obj, True) for f in compiled.fields]
-    if compiled is None or values is None or not all(_plain(v) for v in values):
+    params = None if compiled is None else compiled.params([f.pre_save(obj, True) for f in compiled.fields])
+    if compiled is None or params is None:
         model._base_manager.using(alias).bulk_create([obj], ignore_conflicts=True)
         return
-    compiled.run(values)
+    compiled.run(params)
 
 
 def insert_row(obj: Model) -> None:
@@ -260,11 +288,11 @@ def insert_row(obj: Model) -> None:
             _returning[key] = None
     compiled = _returning[key]
     listened = signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
-    values = None if compiled is None or listened else [f.pre_save(obj, True) for f in compiled.fields]
-    if compiled is None or values is None or not all(_plain(v) for v in values):
+    params = None if compiled is None or listened else compiled.params([f.pre_save(obj, True) for f in compiled.fields])
+    if compiled is None or params is None:
         obj.save(force_insert=True, using=alias)
         return
-    pk = compiled.run(values, _first_value)
+    pk = compiled.run(params, _first_value)
     setattr(obj, model._meta.auto_field.attname, pk)
     obj._state.adding = False
     obj._state.db = alias
@@ -286,4 +314,9 @@ def delete_rows(model: type[Model], field: str, value: Any) -> None:
         target = model._meta.get_field(field)
         sql = f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(target.column)} = %s"
         _deletes[key] = _Compiled(alias, sql, [target], lookup=True)
-    _deletes[key].run([value])
+    compiled = _deletes[key]
+    params = compiled.params([value])
+    if params is None:
+        model._base_manager.using(alias).filter(**{field: value}).delete()
+        return
+    compiled.run(params)

@@ -145,6 +145,37 @@ def test_values_of_other_types_convert_as_the_orm_converts_them():
     assert WorkflowRun.objects.filter(wait_seq=7).count() == 1
 
 
+def test_datetimes_are_stored_as_the_orm_stores_them():
+    """An aware datetime takes the backend's adaptation directly; the text in the column is the
+    ORM's, whatever its time zone. A naive one still goes through the field (its warning included)."""
+    import datetime as dt
+    import warnings
+
+    from django.db import connection
+
+    def stored(pk: int) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT wake_at FROM {WorkflowRun._meta.db_table} WHERE id = %s", [pk])
+            return cursor.fetchone()[0]
+
+    values = [
+        dt.datetime(2026, 3, 1, 10, 30, 5, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, 12, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2026, 3, 1, 10, 30, 5),  # naive: the field warns and makes it aware
+    ]
+    for value in values:
+        run, via_orm = new_run(), new_run()
+        with warnings.catch_warnings(record=True) as mine_warned:
+            warnings.simplefilter("always")
+            assert update_row(WorkflowRun, run.pk, {"wake_at": value}) == 1
+        with warnings.catch_warnings(record=True) as orm_warned:
+            warnings.simplefilter("always")
+            WorkflowRun.objects.filter(pk=via_orm.pk).update(wake_at=value)
+        assert stored(run.pk) == stored(via_orm.pk), value
+        assert [str(w.message) for w in mine_warned] == [str(w.message) for w in orm_warned], value
+        assert WorkflowRun.objects.get(pk=run.pk).wake_at == WorkflowRun.objects.get(pk=via_orm.pk).wake_at
+
+
 def test_statements_are_seen_by_execute_wrappers_and_logged_with_debug(settings):
     """Whatever watches Django's cursors (an execute_wrapper, DEBUG's query log) sees these
     statements: they go through Django's cursor then, and straight to the driver otherwise."""
