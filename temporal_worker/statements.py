@@ -88,8 +88,8 @@ _QMARK = re.compile(r"(?<!%)%s")
 
 def _converter(alias: str, field: Any, *, lookup: bool) -> tuple[frozenset[type[Any]], Callable[[Any], Any]]:
     """``field.get_db_prep_save`` (``get_db_prep_value`` of the column a ``lookup`` compares
-    with) for ``alias``: the types whose values it returns as they are, and a function that
-    converts any value as it does (itself skipping the values it returns unchanged)."""
+    with) for ``alias``: the types whose values it returns as they are (``params`` passes
+    those on without a call), and a function that converts any other value as it does."""
     conn = connections[alias]
     target = field.target_field if field.is_relation else field
     unchanged = _UNCHANGED.get(type(target)) if type(field) in (type(target), models.ForeignKey) else None
@@ -121,14 +121,13 @@ def _converter(alias: str, field: Any, *, lookup: bool) -> tuple[frozenset[type[
         return frozenset({_NONE}), adapt_or_convert
     if unchanged is None:
         return frozenset(), convert
+    if unchanged is _TEXT:
+        # A str subclass (an enum member) is returned as it is too.
+        def text_or_convert(value: Any) -> Any:
+            return value if isinstance(value, str) else convert(value)
 
-    text = unchanged is _TEXT
-
-    def unchanged_or_convert(value: Any) -> Any:
-        kept = value is None or type(value) in unchanged or (text and isinstance(value, str))
-        return value if kept else convert(value)
-
-    return unchanged | {_NONE}, unchanged_or_convert
+        return unchanged | {_NONE}, text_or_convert
+    return unchanged | {_NONE}, convert
 
 
 class _Compiled:
