@@ -22,9 +22,13 @@ Measured (the last line printed is one JSON object with every figure):
 * throughput (``facade_per_s``, ``raw_per_s``, ``raw_default_per_s``, ``ratio``,
   ``ratio_vs_raw_default``): N 3-step runs, at most ``--concurrency`` in flight, from the
   first start to the last completion, kinds alternating over ``--rounds`` rounds; medians.
+  ``ratio`` (and ``loaded_p50_ratio``, ``cpu_ratio``, ``ratio_vs_raw_default``) is the median
+  of the ratios within a round (``ratio_rounds``), whose batches ran back to back;
+  ``ratio_of_medians`` divides the medians of the whole bench instead, which a machine whose
+  speed changes between rounds pulls either way.
   The dev server gets slower as the runs it keeps accumulate (its CPU per run grows by half
   over a bench), so the order reverses every round (A B C, C B A, ...) and the rounds are even
-  in number (default 4): then each kind's median comes from the same point of the bench on
+  in number (default 6): then each kind's median comes from the same point of the bench on
   average. With three rounds the first kind's median would come from later batches than the
   second's.
   With the CPU each run costs in this process and in the dev server (from ``/proc``, on
@@ -43,7 +47,8 @@ Measured (the last line printed is one JSON object with every figure):
   from ``--concurrency`` threads, of ``--broadcast`` runs whose start step waits for a signal.
 * ``broadcast_1000_s`` (+ ``raw_``): those runs suspended, one ``engine.signal`` (raw: one
   signal per run, at most 100 in flight, as the library sends them) to the start of every
-  run's next step; ``broadcast_1000_call_s``: until the call returned.
+  run's next step; ``broadcast_1000_call_s``: until the call returned. Each kind twice, in
+  the order facade, raw, raw, facade; the means (``*_passes``: each pass).
 * ``worker_rss_mb_10k_suspended``: a separate worker process (``manage.py temporal_worker``,
   with this bench's settings) with ``--suspended`` runs suspended on a signal, its resident
   memory; then one ``engine.signal`` to all of them: ``broadcast_10k_reached`` (how many it
@@ -713,6 +718,32 @@ class Bench:
         return problems
 
 
+def per_s(batch: dict[str, Any]) -> float:
+    return float(batch["per_s"])
+
+
+def gap_p50(batch: dict[str, Any]) -> float:
+    return percentile(batch["gaps_ms"], 50)
+
+
+def cpu_per_run(batch: dict[str, Any]) -> float:
+    return float(batch["cpu_python_ms"] + batch["cpu_server_ms"])
+
+
+def round_ratios(
+    results: dict[str, list[dict[str, Any]]], figure: Callable[[dict[str, Any]], float], top: str, bottom: str
+) -> list[float]:
+    """``figure`` of ``top``'s batch / ``figure`` of ``bottom``'s, round by round.
+
+    The batches of one round run back to back, so each ratio compares the two kinds at the
+    same point of the bench and under the same load from the rest of the machine; the ratios
+    the bench reports are the median of these. The machine's speed moves between rounds (on
+    a shared machine the same batch's CPU per run varied by half within one bench), and a
+    ratio of medians taken over the whole bench can pair one kind's fast rounds with the
+    other's slow ones."""
+    return [figure(a) / figure(b) for a, b in zip(results[top], results[bottom], strict=True)]
+
+
 def summarise(kind: str, rounds: list[dict[str, Any]]) -> dict[str, float]:
     gaps = [g for r in rounds for g in r["gaps_ms"]]
     runs = [t for r in rounds for t in r["run_ms"]]
@@ -757,8 +788,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=4,
-        help="throughput batch rounds, kinds alternating (default 4; keep it even, see above)",
+        default=6,
+        help="throughput batch rounds, kinds alternating (default 6; keep it even, see above)",
     )
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight / starting threads (default 20)")
     parser.add_argument(
@@ -923,23 +954,35 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         facade, raw, raw_default = (summarise(kind, results[kind]) for kind in KINDS)
-        ratio = facade["per_s"] / raw["per_s"]
+        ratios = round_ratios(results, per_s, "facade", "raw")
+        p50_ratios = round_ratios(results, gap_p50, "facade", "raw")
         cpu = bool(bench.server_pids and facade["cpu_ms"])
         summary = {
             "facade_per_s": round(facade["per_s"], 2),
             "raw_per_s": round(raw["per_s"], 2),
-            "ratio": round(ratio, 3),
+            "ratio": round(statistics.median(ratios), 3),
+            "ratio_rounds": [round(r, 3) for r in ratios],
+            "ratio_of_medians": round(facade["per_s"] / raw["per_s"], 3),
             "facade_p50_ms": round(facade["p50_ms"], 3),
             "raw_p50_ms": round(raw["p50_ms"], 3),
             "facade_p95_ms": round(facade["p95_ms"], 3),
             "raw_p95_ms": round(raw["p95_ms"], 3),
-            "loaded_p50_ratio": round(facade["p50_ms"] / raw["p50_ms"], 3),
+            "loaded_p50_ratio": round(statistics.median(p50_ratios), 3),
+            "loaded_p50_ratio_rounds": [round(r, 3) for r in p50_ratios],
             "facade_run_p50_ms": round(facade["run_p50_ms"], 2),
             "raw_run_p50_ms": round(raw["run_p50_ms"], 2),
             "raw_default_per_s": round(raw_default["per_s"], 2),
-            "ratio_vs_raw_default": round(facade["per_s"] / raw_default["per_s"], 3),
+            "ratio_vs_raw_default": round(statistics.median(round_ratios(results, per_s, "facade", "raw_default")), 3),
             "raw_default_p50_ms": round(raw_default["p50_ms"], 3),
         }
+        print(
+            "facade / raw, round by round (the two batches of a round ran back to back): runs/s "
+            + ", ".join(f"{r:.3f}" for r in ratios)
+            + "; step-to-step p50 "
+            + ", ".join(f"{r:.3f}" for r in p50_ratios)
+            + f"; medians {summary['ratio']:.3f} and {summary['loaded_p50_ratio']:.3f}",
+            flush=True,
+        )
         if args.probe:
             summary["facade_idle_p50_ms"] = round(percentile(idle["facade"], 50), 3)
             summary["raw_idle_p50_ms"] = round(percentile(idle["raw"], 50), 3)
@@ -948,13 +991,15 @@ def main(argv: list[str] | None = None) -> int:
                 facade_cpu_ms=round(facade["cpu_ms"], 1),
                 raw_cpu_ms=round(raw["cpu_ms"], 1),
                 raw_default_cpu_ms=round(raw_default["cpu_ms"], 1),
-                cpu_ratio=round(raw["cpu_ms"] / facade["cpu_ms"], 3),
-                cpu_ratio_vs_raw_default=round(raw_default["cpu_ms"] / facade["cpu_ms"], 3),
+                cpu_ratio=round(statistics.median(round_ratios(results, cpu_per_run, "raw", "facade")), 3),
+                cpu_ratio_vs_raw_default=round(
+                    statistics.median(round_ratios(results, cpu_per_run, "raw_default", "facade")), 3
+                ),
             )
             print(
                 f"CPU per run (worker process + dev server, median): facade {facade['cpu_ms']:.1f} ms, raw "
-                f"{raw['cpu_ms']:.1f} ms, raw_default {raw_default['cpu_ms']:.1f} ms; raw/facade = "
-                f"{summary['cpu_ratio']:.2f}, the throughput ratio to expect when the CPUs are the limit "
+                f"{raw['cpu_ms']:.1f} ms, raw_default {raw_default['cpu_ms']:.1f} ms; raw/facade (median over "
+                f"the rounds) = {summary['cpu_ratio']:.2f}, the throughput ratio to expect when the CPUs are the limit "
                 "(less sensitive than runs/s to other load on the machine)",
                 flush=True,
             )
@@ -983,17 +1028,24 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         if args.broadcast:
+            # Twice, the kinds in both orders (the dev server slows as runs accumulate); the means.
+            passes: dict[str, list[dict[str, float]]] = {"facade": [], "raw": []}
+            for order in (("facade", "raw"), ("raw", "facade")):
+                for kind in order:
+                    b = bench.broadcast(kind, args.broadcast)
+                    passes[kind].append(b)
+                    print(
+                        f"broadcast {kind:>6}: {args.broadcast} runs started at {b['start_per_s']:.0f}/s; one signal "
+                        f"call returned in {b['call_s']:.2f}s, every next step started after {b['all_s']:.2f}s",
+                        flush=True,
+                    )
             for kind in ("facade", "raw"):
-                b = bench.broadcast(kind, args.broadcast)
                 prefix = "" if kind == "facade" else "raw_"
-                summary[f"{prefix}start_per_s"] = round(b["start_per_s"], 1)
-                summary[f"{prefix}broadcast_1000_s"] = round(b["all_s"], 2)
-                summary[f"{prefix}broadcast_1000_call_s"] = round(b["call_s"], 2)
-                print(
-                    f"broadcast {kind:>6}: {args.broadcast} runs started at {b['start_per_s']:.0f}/s; one signal "
-                    f"call returned in {b['call_s']:.2f}s, every next step started after {b['all_s']:.2f}s",
-                    flush=True,
-                )
+                mean = {k: statistics.mean(b[k] for b in passes[kind]) for k in ("start_per_s", "call_s", "all_s")}
+                summary[f"{prefix}start_per_s"] = round(mean["start_per_s"], 1)
+                summary[f"{prefix}broadcast_1000_s"] = round(mean["all_s"], 2)
+                summary[f"{prefix}broadcast_1000_call_s"] = round(mean["call_s"], 2)
+                summary[f"{prefix}broadcast_1000_s_passes"] = [round(b["all_s"], 2) for b in passes[kind]]
             summary["start_ratio"] = round(summary["start_per_s"] / summary["raw_start_per_s"], 3)
             summary["broadcast_runs"] = args.broadcast
         problems = bench.check_projection()

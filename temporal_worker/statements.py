@@ -83,6 +83,7 @@ _UNCHANGED: dict[type[Any], frozenset[type[Any]]] = {
 }
 _NONE = type(None)
 _JSON_TYPES = frozenset({dict, list, str, int, float, bool})
+_EMPTY_JSON = {dict: json.dumps({}), list: json.dumps([])}
 _QMARK = re.compile(r"(?<!%)%s")
 
 
@@ -105,9 +106,13 @@ def _converter(alias: str, field: Any, *, lookup: bool) -> tuple[frozenset[type[
         and field.encoder is None
         and getattr(type(conn.ops), "adapt_json_value", None) is BaseDatabaseOperations.adapt_json_value
     ):
-        # What the ORM sends for a plain JSON value there: json.dumps of it.
+        # What the ORM sends for a plain JSON value there: json.dumps of it (for the empty
+        # dicts and lists most of a write's JSON columns get, the text it would produce).
         def dumps_or_convert(value: Any) -> Any:
-            return json.dumps(value) if type(value) in _JSON_TYPES else convert(value)
+            kind = type(value)
+            if kind in _JSON_TYPES:
+                return _EMPTY_JSON[kind] if not value and kind in _EMPTY_JSON else json.dumps(value)
+            return convert(value)
 
         return frozenset(), dumps_or_convert
     if type(field) is models.DateTimeField:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -30,6 +31,8 @@ def test_update_row_writes_json_dates_foreign_keys_and_text_like_the_orm():
         "waiting_match": None,
         "wait_seq": 3,
         "progress": 0.5,
+        "waiting_display": {},
+        "repairs": [],
     }
     assert update_row(WorkflowRun, run.pk, fields) == 1
     via_orm = new_run()
@@ -38,6 +41,14 @@ def test_update_row_writes_json_dates_foreign_keys_and_text_like_the_orm():
     for name in fields:
         assert getattr(mine, name) == getattr(theirs, name), name
     assert mine.wake_at == wake and mine.active_child == child and mine.data["tags"] == ["a", "é"]
+    # The JSON columns hold the very text the ORM wrote (an empty dict or list included).
+    table, columns = WorkflowRun._meta.db_table, ("data", "waiting_display", "repairs")
+    with connection.cursor() as cursor:
+        stored = []
+        for pk in (run.pk, via_orm.pk):
+            cursor.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE id = %s", [pk])
+            stored.append(tuple(str(text) for text in cursor.fetchone()))
+    assert stored[0] == stored[1]
 
 
 def test_update_row_of_a_missing_row_updates_nothing():
