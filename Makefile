@@ -18,6 +18,7 @@ dev: $(RUNTIME_STAMP)
 test: $(TEST_STAMP)
 	scripts/ensure-system-deps chromium
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations --check --dry-run
 	$(MAKE) --no-print-directory suite

@@ -101,7 +101,10 @@ def test_signal_action_has_a_payload_form_checked_against_the_context(dev, admin
 
     done = act(admin_client, "signal_runs", [run], apply="1", signal="go", payload='{"who": "Ann", "cont": 1}')
     text = done.content.decode()
-    assert "Signal &#x27;go&#x27; reached 1 of the 1 selected runs" in text and "ignored payload keys (not Context fields): cont" in text
+    assert (
+        "Signal &#x27;go&#x27; reached 1 of the 1 selected runs" in text
+        and "ignored payload keys (not Context fields): cont" in text
+    )
     assert dev.wait_until_finished(run).data["who"] == "Ann"
 
 

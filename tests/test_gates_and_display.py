@@ -9,8 +9,15 @@ from facade.testing import wait_for
 from tests.testapp import guide_display  # noqa: F401  (registers the workflows)
 
 DISPLAY_KEYS = {
-    "status", "current_step", "step_type", "step_title", "visible", "progress",
-    "completion_display", "waiting_display", "step_display",
+    "status",
+    "current_step",
+    "step_type",
+    "step_title",
+    "visible",
+    "progress",
+    "completion_display",
+    "waiting_display",
+    "step_display",
 }
 
 
@@ -78,7 +85,9 @@ def test_step_display_metadata_on_current_step(dev):
 
 def test_gates_in_both_decorator_orders_and_entered_by_timeout(dev):
     run = engine.start("gate_orders")
-    run = dev.wait_until(run, lambda r: r.current_step == "gated_below" and r.status == WorkflowStatus.SUSPENDED, timeout=20)
+    run = dev.wait_until(
+        run, lambda r: r.current_step == "gated_below" and r.status == WorkflowStatus.SUSPENDED, timeout=20
+    )
     assert run.data["path"] == ["begin"]
     assert run.waiting_signal == "go_below"
     assert run.waiting_display == {"display_title": "Waiting below"}

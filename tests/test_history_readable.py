@@ -68,5 +68,9 @@ def test_sleep_timer_summary(ts):
     ts.wait_until(run, lambda r: r.data["reminders_sent"] == 2)
     run.cancel()
     history = ts.history(run)
-    timers = [_summary(PayloadConverter.default, e) for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    timers = [
+        _summary(PayloadConverter.default, e)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
     assert timers[0] == "sleep 1 day in send_reminder"

@@ -125,7 +125,10 @@ def test_signal_one_run_and_bad_payloads(dev, api):
     resp = api.post(f"{RUNS}{run.pk}/signal/", {"signal": "go", "payload": {"count": "lots"}}, format="json")
     assert resp.status_code == 400 and resp.json()["error"] == "SignalPayloadError"
     assert api.post(f"{RUNS}{run.pk}/signal/", {"payload": {}}, format="json").status_code == 400
-    assert api.post(f"{RUNS}{run.pk}/signal/", {"signal": "other"}, format="json").json() == {"reached": 0, "ignored_keys": []}
+    assert api.post(f"{RUNS}{run.pk}/signal/", {"signal": "other"}, format="json").json() == {
+        "reached": 0,
+        "ignored_keys": [],
+    }
 
     resp = api.post(f"{RUNS}{run.pk}/signal/", {"signal": "go", "payload": {"who": "Jane", "count": 2}}, format="json")
     assert resp.status_code == 200 and resp.json() == {"reached": 1, "ignored_keys": []}

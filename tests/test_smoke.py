@@ -14,7 +14,11 @@ def test_multi_step(dev):
     run = engine.start("order_fulfillment", order_id=5)
     run = dev.wait_until_finished(run)
     assert run.status == WorkflowStatus.COMPLETED, run.error
-    assert list(run.step_executions.values_list("step_name", flat=True)) == ["confirm_payment", "reserve_inventory", "ship_order"]
+    assert list(run.step_executions.values_list("step_name", flat=True)) == [
+        "confirm_payment",
+        "reserve_inventory",
+        "ship_order",
+    ]
 
 
 def test_signal(dev):

@@ -39,7 +39,10 @@ def test_basic_subflow_resumes_parent_with_typed_child_context(dev, guide):
     history = dev.history(run)
     started = [e for e in history.events if e.HasField("child_workflow_execution_started_event_attributes")]
     assert len(started) == 1
-    assert started[0].child_workflow_execution_started_event_attributes.workflow_execution.workflow_id == child.temporal_workflow_id
+    assert (
+        started[0].child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        == child.temporal_workflow_id
+    )
 
 
 def test_nested_subflows_three_levels(dev, guide):

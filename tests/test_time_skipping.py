@@ -108,9 +108,14 @@ def test_the_server_capability_notice_is_filtered_from_the_core_logs(ts):
 
     logger = logging.getLogger(CORE_LOGGER)
     notice = logger.makeRecord(
-        CORE_LOGGER, logging.WARNING, "worker", 0,
+        CORE_LOGGER,
+        logging.WARNING,
+        "worker",
+        0,
         "Temporal Server 1.16.0 or newer is required ... the server did not advertise the "
-        "activity_failure_include_heartbeat capability", (), None,
+        "activity_failure_include_heartbeat capability",
+        (),
+        None,
     )
     other = logger.makeRecord(CORE_LOGGER, logging.WARNING, "worker", 0, "something else", (), None)
     assert not logger.filter(notice) and logger.filter(other)

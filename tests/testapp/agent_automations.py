@@ -47,7 +47,7 @@ def send_message(name: str, text: str) -> None:
     "reservation_journey",
     spawn_on="reservation_created",
     match={"id": "{{ ctx.reservation_id }}"},  # How to find existing agent for events
-    singleton=True,                             # One agent per match
+    singleton=True,  # One agent per match
 )
 class ReservationJourney:
     class Context(BaseModel):
@@ -154,14 +154,17 @@ class StayHost:
         reservation = event.entity
         return cls.Context(reservation_id=reservation.id, is_vip=bool(reservation.guest and reservation.guest.is_vip))
 
-    @handler("checkin_due", offset=timedelta(hours=-3))   # 3 hours BEFORE
-    def pre_checkin(self, ctx): note(f"pre_checkin {ctx.reservation_id}")  # noqa: E704
+    @handler("checkin_due", offset=timedelta(hours=-3))  # 3 hours BEFORE
+    def pre_checkin(self, ctx):
+        note(f"pre_checkin {ctx.reservation_id}")  # noqa: E704
 
-    @handler("checkin_due")                                # AT the event time
-    def on_checkin(self, ctx): note(f"on_checkin {ctx.reservation_id}")  # noqa: E704
+    @handler("checkin_due")  # AT the event time
+    def on_checkin(self, ctx):
+        note(f"on_checkin {ctx.reservation_id}")  # noqa: E704
 
-    @handler("checkin_due", offset=timedelta(hours=1))    # 1 hour AFTER
-    def post_checkin(self, ctx): note(f"post_checkin {ctx.reservation_id}")  # noqa: E704
+    @handler("checkin_due", offset=timedelta(hours=1))  # 1 hour AFTER
+    def post_checkin(self, ctx):
+        note(f"post_checkin {ctx.reservation_id}")  # noqa: E704
 
     @handler("checkin_due", condition=guest_is_vip)
     def vip_welcome(self, ctx):

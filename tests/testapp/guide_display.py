@@ -55,7 +55,9 @@ class OwnershipWorkflow:
         display=StepDisplayMetadata(
             display_title="Property Details",
             display_description="Tell us about your property",
-            field_groups=[FieldGroup(display_title="Basic Information", field_names=["property_name", "property_type"])],
+            field_groups=[
+                FieldGroup(display_title="Basic Information", field_names=["property_name", "property_type"])
+            ],
             field_display_configs=[
                 FieldDisplayConfig(
                     field_name="amenities",
