@@ -37,7 +37,8 @@ Measured (the last line printed is one JSON object with every figure):
   runs/s.
 * step-to-step latency: inside the steps, the end of one step's user code to the start of the
   next one's. ``facade_p50_ms``/``raw_p50_ms`` under load (the throughput batches;
-  ``loaded_p50_ratio`` = facade / raw) and ``*_idle_p50_ms`` one run at a time (``--probe``).
+  ``loaded_p50_ratio``: facade / raw, each round's p50s, the median over the rounds) and
+  ``*_idle_p50_ms`` one run at a time (``--probe``).
 * ``sleep_wake_error_p50_ms`` (+ ``raw_``): a step returns ``sleep(2 s)``; the start of the
   next step's code minus (the end of the sleeping step's code + 2 s). ``--sleep-runs`` runs of
   each kind at once.
