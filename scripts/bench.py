@@ -749,12 +749,12 @@ def summarise(kind: str, rounds: list[dict[str, Any]]) -> dict[str, float]:
     gaps = [g for r in rounds for g in r["gaps_ms"]]
     runs = [t for r in rounds for t in r["run_ms"]]
     out = {
-        "per_s": statistics.median(r["per_s"] for r in rounds),
+        "per_s": statistics.median(per_s(r) for r in rounds),
         "p50_ms": percentile(gaps, 50),
         "p95_ms": percentile(gaps, 95),
         "run_p50_ms": percentile(runs, 50),
         "run_p95_ms": percentile(runs, 95),
-        "cpu_ms": statistics.median(r["cpu_python_ms"] + r["cpu_server_ms"] for r in rounds),
+        "cpu_ms": statistics.median(cpu_per_run(r) for r in rounds),
         "cpu_python_ms": statistics.median(r["cpu_python_ms"] for r in rounds),
     }
     per_round = ", ".join(f"{r['per_s']:.1f}" for r in rounds)
