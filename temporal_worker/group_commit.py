@@ -8,7 +8,9 @@ write waiting at that moment in one transaction. Each caller returns only once i
 has committed (or raises its error), so a step activity still returns only after its
 transition is in the database. A few writes nobody needs to wait for (``submit``: a run's
 Temporal run id, a step's "running" mark) are queued and left; writes commit in the order
-they were queued, and at exit the queue is committed before the process ends.
+they were queued, and at exit the queue is committed before the process ends. A queued write
+can be withdrawn (``Future.cancel()``) until the writer begins it: a "running" mark that the
+step's own result, written after it, would overwrite anyway.
 
 Other databases take writes to different rows in parallel: there, and inside a transaction
 the caller already holds, a write runs in the caller's thread as it always did.
@@ -108,7 +110,11 @@ class GroupCommit:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                self._commit(batch)
+                # A write withdrawn while it waited (its future cancelled) is left out; the rest
+                # can no longer be withdrawn.
+                batch = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
+                if batch:
+                    self._commit(batch)
         except BaseException:  # never expected (_commit answers every write): keep serving
             with self._lock:
                 self._running = not self._queue.empty()

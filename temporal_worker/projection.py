@@ -37,6 +37,7 @@ __all__ = [
     "set_temporal_run_id",
     "mark_running",
     "mark_running_soon",
+    "drop_running_mark",
     "record_entered",
     "record_cancelled",
     "record_completed",
@@ -186,39 +187,65 @@ def mark_running(run_id: int, step: str) -> None:
     update_run(run_id, **row_fields(running(step)))
 
 
-def mark_running_soon(run_id: int, step: str) -> None:
+def mark_running_soon(run_id: int, step: str) -> Future[Any] | None:
     """``mark_running``, without waiting for it where writes commit in the order they are queued
     (SQLite's writer): a step leaving a wait starts its code at once, and its result (or a failed
     attempt) is written after this all the same. A mark that fails is only logged: the step's
     next write sets the row's status anyway, and waits out an outage. Elsewhere it is
-    ``mark_running``.
+    ``mark_running``. Returns the queued mark (None where it was written here), for
+    ``drop_running_mark``.
     """
     # In the writer's batch (or inside the caller's transaction) update_run writes in place.
     write = functools.partial(update_run, run_id, **row_fields(running(step)))
-    _soon(write, f"run {run_id}: marking step {step!r} running failed (its result sets the status)", "running")
+    return _soon(write, f"run {run_id}: marking step {step!r} running failed (its result sets the status)", "running")
 
 
-def _soon(work: Callable[[], Any], failed: str, kind: str | None = None) -> None:
+def drop_running_mark(
+    mark: Future[Any] | None, spec: dict[str, Any], step: str, seq: int, directive: Directive
+) -> None:
+    """Withdraw a queued "running" mark the writer has not begun, if the step's transition, which
+    is written next, sets every column the mark sets.
+
+    The row ends the same: the mark would be overwritten by the transition, which commits after
+    it. A step leaving a wait that returns before the writer reached its mark goes from waiting
+    to its result in one write instead of two. That matters when many runs wake at once (timers
+    that fire together, one signal to many runs): the marks would keep the writer, and the
+    worker's interpreter, busy while the other runs' steps are starting. Every transition sets
+    the status and the wait columns, except a failure handed to an ``@on_fail`` handler: then
+    the mark stays.
+    """
+    if mark is None:
+        return
+    change, _ = after_directive(spec, step, seq, directive)
+    if "status" in change:
+        mark.cancel()  # only a mark still waiting in the queue can be withdrawn
+
+
+def _soon(work: Callable[[], Any], failed: str, kind: str | None = None) -> Future[Any] | None:
     """A write nobody waits for: where writes are queued, ``work`` goes to the writer and the
     caller goes on (a later write of it still commits after this one), and ``failed`` is logged
-    if it fails. Elsewhere it runs here and raises what it raises. Either way its commit is
-    observed as a projection write of ``kind``."""
+    if it fails; the queued write is returned. Elsewhere it runs here and raises what it raises.
+    Either way its commit is observed as a projection write of ``kind``."""
     if not group_commit.queues():
         if kind is None:
             work()
         else:
             metrics.projection_write.timed(work, write=kind)
-        return
+        return None
     started = time.monotonic()
 
     def committed(future: Future[Any]) -> None:
+        if future.cancelled():  # withdrawn before the writer reached it (drop_running_mark)
+            return
         error = future.exception()
         if error is not None:
             logger.warning("%s: %s", failed, error)
         elif kind is not None and metrics.enabled():
             metrics.projection_write.observe(time.monotonic() - started, write=kind)
 
-    group_commit.submit(work).add_done_callback(committed)
+    queued = group_commit.submit(work)
+    queued.add_done_callback(committed)
+    return queued
 
 
 @_timed("failed_attempt")

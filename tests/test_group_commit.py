@@ -18,7 +18,7 @@ from django_bridge.models import StepExecution, WorkflowRun
 from facade import WorkflowStatus
 from temporal_worker import projection
 from temporal_worker.group_commit import group_commit
-from temporal_worker.protocol import Complete
+from temporal_worker.protocol import Complete, Fail
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="group commit is for SQLite only")
 
@@ -55,6 +55,25 @@ def hold_the_writer() -> tuple[threading.Thread, threading.Event]:
     blocker.start()
     assert started.wait(10)
     return blocker, release
+
+
+def write_result_then_release(run_id: int, blocker: threading.Thread, release: threading.Event) -> None:
+    """From another thread, record the step's result (queued behind the held writer and the
+    mark queued before it), then let the writer go; returns once the result has committed."""
+    done = threading.Event()
+
+    def result() -> None:
+        projection.record_directive(run_id, SPEC, "only", 0, {"n": 1}, Complete())
+        connection.close()
+        done.set()
+
+    writer = threading.Thread(target=result)
+    writer.start()
+    wait_until(lambda: group_commit._queue.qsize() == 2)  # the mark (withdrawn or not) and the result
+    release.set()
+    for t in [blocker, writer]:
+        t.join(timeout=30)
+    assert done.is_set()
 
 
 def test_concurrent_writes_commit_together_and_each_caller_returns_after_its_own(transactional_db):
@@ -126,21 +145,55 @@ def test_a_mark_not_waited_for_still_commits_before_the_callers_next_write(trans
     blocker, release = hold_the_writer()
     projection.mark_running_soon(run_id, "only")  # returns although the writer is held
     assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.SUSPENDED
-    done = threading.Event()
-
-    def result() -> None:
-        projection.record_directive(run_id, SPEC, "only", 0, {"n": 1}, Complete())
-        connection.close()
-        done.set()
-
-    writer = threading.Thread(target=result)
-    writer.start()
-    wait_until(lambda: group_commit._queue.qsize() == 2)
-    release.set()
-    for t in [blocker, writer]:
-        t.join(timeout=30)
-    assert done.is_set()
+    write_result_then_release(run_id, blocker, release)
     assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.COMPLETED
+
+
+def test_a_running_mark_the_result_overwrites_is_withdrawn_while_queued(transactional_db):
+    """Many runs waking at once each queue a "running" mark; a step that returns before the
+    writer reached its mark has the mark withdrawn, since its result sets every column the mark
+    would: one write instead of two, and the row ends the same."""
+    run_id = new_run()
+    WorkflowRun.objects.filter(pk=run_id).update(status=WorkflowStatus.SUSPENDED, waiting_for="go", waiting_signal="go")
+    blocker, release = hold_the_writer()
+    mark = projection.mark_running_soon(run_id, "only")
+    assert mark is not None and not mark.done()
+    projection.drop_running_mark(mark, SPEC, "only", 0, Complete())
+    assert mark.cancelled()
+    before = group_commit.writes
+    write_result_then_release(run_id, blocker, release)
+    assert group_commit.writes - before == 2  # the blocker's and the result: the mark never ran
+    row = WorkflowRun.objects.get(pk=run_id)
+    assert (row.status, row.waiting_for, row.waiting_signal) == (WorkflowStatus.COMPLETED, "", "")
+
+
+def test_a_running_mark_stays_when_the_result_leaves_the_status_or_the_writer_began_it(transactional_db):
+    """A failure handed to an @on_fail handler does not set the status: the mark is written.
+    A mark the writer has begun cannot be withdrawn; it commits before the result."""
+    run_id = new_run()
+    WorkflowRun.objects.filter(pk=run_id).update(status=WorkflowStatus.SUSPENDED)
+    with_on_fail = {**SPEC, "on_fail": "only"}
+    blocker, release = hold_the_writer()
+    mark = projection.mark_running_soon(run_id, "only")
+    projection.drop_running_mark(mark, with_on_fail, "only", 0, Fail("no"))
+    assert mark is not None and not mark.cancelled()
+    release.set()
+    blocker.join(timeout=30)
+    mark.result(timeout=10)
+    assert WorkflowRun.objects.get(pk=run_id).status == WorkflowStatus.RUNNING
+
+    WorkflowRun.objects.filter(pk=run_id).update(status=WorkflowStatus.SUSPENDED)
+    started, resume = threading.Event(), threading.Event()
+    group_commit.submit(lambda: (started.set(), resume.wait(10)))  # the writer is busy with this write
+    assert started.wait(10)
+    # Queued behind it, and taken by the writer at once once it is free: poll until it has begun.
+    mark = projection.mark_running_soon(run_id, "only")
+    assert mark is not None
+    resume.set()
+    wait_until(lambda: mark.running() or mark.done())
+    projection.drop_running_mark(mark, SPEC, "only", 0, Complete())
+    assert not mark.cancelled()
+    mark.result(timeout=10)
 
 
 def test_a_write_nobody_waits_for_is_committed_at_exit(tmp_path):

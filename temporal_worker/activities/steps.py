@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,11 +84,13 @@ def run_step(inp: StepInput) -> StepOutcome:
             return ready.outcome
         if isinstance(ready, StepOutcome):  # ends before the step's method runs
             return _write(inp, spec, ready)
-        ctx, kwargs = ready
+        ctx, kwargs, mark = ready
         with metrics.step_duration.time(workflow=inp.workflow, step=inp.step):
             result = _call_step(definition, inp, ctx, kwargs)
         returned = time.monotonic()
         outcome = _decide(inp, spec, ctx, result)
+        assert outcome.directive is not None
+        projection.drop_running_mark(mark, spec, inp.step, inp.seq, outcome.directive)
         try:
             return _since_return(_write(inp, spec, outcome, allowance=0), returned)
         except Exception as exc:
@@ -131,8 +134,9 @@ class Recorded:
 
 def _prepare(
     definition: WorkflowDefinition, inp: StepInput
-) -> Recorded | StepOutcome | tuple[BaseModel, dict[str, Any]]:
-    """Load what the step needs: its Context and arguments; or an outcome that ends it early.
+) -> Recorded | StepOutcome | tuple[BaseModel, dict[str, Any], Future[Any] | None]:
+    """Load what the step needs: its Context, its arguments and the "running" mark it queued
+    (a step leaving a wait, or a retried attempt); or an outcome that ends it early.
 
     Safe to run again after a database error: it reads, and its one write is idempotent.
     """
@@ -156,13 +160,12 @@ def _prepare(
     except ValidationError as exc:
         reason = f"{_label(inp)}: the signal payload does not fit the Context: {validation_summary(exc)}"
         return StepOutcome(_dump(ctx), Fail(reason).to_directive())
-    if inp.resume or attempt > 1:
-        projection.mark_running_soon(run_id, step_name)
+    mark = projection.mark_running_soon(run_id, step_name) if inp.resume or attempt > 1 else None
     try:
         kwargs = _step_kwargs(definition, definition.steps[step_name], inp)
     except AutomationError as exc:
         return StepOutcome(_dump(ctx), Fail(exc.message).to_directive())
-    return ctx, kwargs
+    return ctx, kwargs, mark
 
 
 def _call_step(definition: WorkflowDefinition, inp: StepInput, ctx: BaseModel, kwargs: dict[str, Any]) -> Any:
