@@ -70,6 +70,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 )
             )
         errors += _telemetry_errors()
+        sticky = automation_settings.STICKY_QUEUE_TIMEOUT
+        if isinstance(sticky, bool) or not isinstance(sticky, int | float) or not sticky > 0:
+            errors.append(
+                Error(
+                    f"settings.AUTOMATION['STICKY_QUEUE_TIMEOUT'] is {sticky!r}.",
+                    hint="Give a number of seconds above 0 (default 10, Temporal's own).",
+                    id="automation.E007",
+                )
+            )
         site = automation_settings.SITE_URL
         if site is not None and not (isinstance(site, str) and site.startswith(("http://", "https://"))):
             errors.append(

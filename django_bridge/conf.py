@@ -37,6 +37,12 @@ DEFAULTS: dict[str, Any] = {
     "STEP_TIMEOUT": 3600.0,  # seconds a single step attempt may run
     "HEARTBEAT_TIMEOUT": 10.0,  # seconds without a heartbeat before a step is retried elsewhere
     "MAX_CONCURRENT_STEPS": 16,  # worker threads running steps
+    # Seconds a run's workflow task may wait for the worker that has the run in memory before
+    # Temporal hands it to any worker with the run's whole history (to replay); Temporal's
+    # default. Longer keeps a busy worker's backlog after a signal to thousands of runs from
+    # being handed back to it to replay, and makes the runs of a killed worker wait as long.
+    # See docs, "Scaling".
+    "STICKY_QUEUE_TIMEOUT": 10.0,
     # Publish run status/step/signal as Temporal search attributes (registered on the namespace
     # first): off unless asked, since each publication is a history event and a visibility
     # write on the server, and Django's rows answer the same questions.

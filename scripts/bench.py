@@ -12,8 +12,8 @@ activities, and the threads that start the runs:
   ``engine.signal``. The library runs with its defaults: runs publish no search attributes
   (``--search-attributes on`` publishes them).
 * ``raw``: plain ``temporalio`` workflows with one activity per step, on a worker that runs
-  workflows the way the library's worker does (outside the sandbox): the like-for-like
-  comparison, which every ``raw_*`` figure and every ratio uses.
+  workflows the way the library's worker does (outside the sandbox, the same sticky queue
+  timeout): the like-for-like comparison, which every ``raw_*`` figure and every ratio uses.
 * ``raw_default``: the same raw workflow on a worker at temporalio's defaults (the
   sandbox), for the throughput only: what a user writing plain temporalio gets.
 
@@ -405,8 +405,12 @@ class Bench:
                 self.client, FACADE_QUEUE, max_concurrent_steps=threads, **workflow_runner(self.args.sandbox, "facade")
             )
             library_runner = facade.config()["workflow_runner"]
+            facade_sticky = facade.config()["sticky_queue_schedule_to_start_timeout"]
 
             def raw_worker(kind: str) -> Worker:
+                # Like for like, raw's workflow tasks wait on its worker's own queue as long as
+                # the library's do (raw_default: temporalio's 10 s).
+                sticky = {} if kind == "raw_default" else {"sticky_queue_schedule_to_start_timeout": facade_sticky}
                 return Worker(
                     self.client,
                     task_queue=self.queues[kind],
@@ -417,6 +421,7 @@ class Bench:
                     ),
                     max_concurrent_activities=threads,
                     **workflow_runner(self.args.sandbox, kind, library_runner),
+                    **sticky,
                 )
 
             loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -61,6 +62,13 @@ def build_worker(
     workflow's modules for every run and proxies every call, which cost about half of the
     worker's CPU per run. The replay tests still run them in the sandbox, where a
     non-deterministic call would fail.
+
+    A workflow task waits ``STICKY_QUEUE_TIMEOUT`` seconds on this worker's own queue (the
+    worker has the run in memory) before Temporal gives it to any worker with the whole
+    history. Temporal's 10 seconds is the default: a worker killed mid-run has its runs taken
+    over that soon. A worker still working through one signal to thousands of runs after
+    that long has part of its backlog handed back to it to replay from the start; raising
+    the setting avoids that, at the price of a killed worker's runs waiting as long.
     """
     from django_bridge.conf import automation_settings as s
 
@@ -70,6 +78,7 @@ def build_worker(
     # Which worker picked a task, and since when, for tasks naming code it lacks (restart it).
     worker_started(kwargs.get("identity") or client.identity, queue)
     kwargs.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
+    kwargs.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=float(s.STICKY_QUEUE_TIMEOUT)))
     return Worker(
         client,
         task_queue=queue,

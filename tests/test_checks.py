@@ -50,6 +50,15 @@ def test_known_keys_pass():
         assert check_settings() == []
 
 
+@pytest.mark.parametrize("value", [0, -5, "60", None, True])
+def test_a_sticky_queue_timeout_that_is_not_a_positive_number_is_an_error(value):
+    with override_settings(AUTOMATION={"STICKY_QUEUE_TIMEOUT": value}):
+        errors = by_id(check_settings(), "automation.E007")
+    assert len(errors) == 1 and repr(value) in errors[0].msg and "seconds" in errors[0].hint
+    with override_settings(AUTOMATION={"STICKY_QUEUE_TIMEOUT": 60.5}):
+        assert by_id(check_settings(), "automation.E007") == []
+
+
 def test_automation_must_be_a_dict():
     with override_settings(AUTOMATION=["TASK_QUEUE"]):
         errors = by_id(check_settings(), "automation.E001")
